@@ -1,0 +1,506 @@
+/* http_conn.c: a client connection: request heads in, answers out in order,
+ * keep-alive, the proxy's own error answers, timeouts and a lingering close. */
+#include "http_conn.h"
+
+#include "log.h"
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#define CONN_READ_HIGH_WATERMARK (64 * 1024)
+#define CONN_LINGER_SECONDS      2.0
+
+static int  req_on_head(rp_msg_t *m);
+static int  req_on_body(rp_msg_t *m, const char *p, size_t n);
+static int  req_on_complete(rp_msg_t *m);
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_write(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_close(rp_http_conn_t *c);
+
+static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
+
+static struct timeval
+tv_of(double s)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = (time_t) s;
+    tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static void
+conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
+{
+    c->state = s;
+}
+
+/* Arms the client read timeout: t <= 0 turns it off. */
+static void
+conn_read_timeout(rp_http_conn_t *c, double t)
+{
+    struct timeval  r = tv_of(t), wr = tv_of(c->lc->write_timeout);
+
+    bufferevent_set_timeouts(c->bev, t > 0 ? &r : NULL, &wr);
+}
+
+void
+rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t *lc,
+                    int fd, const struct sockaddr *sa, int salen)
+{
+    rp_http_conn_t  *c;
+    int              one = 1;
+
+    c = rp_xalloc(sizeof(rp_http_conn_t));
+    c->w = w;
+    c->l = listener;
+    c->lc = lc;
+    c->refs = 1;                           /* the open reference, dropped at close */
+    if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, c->addr,
+                  sizeof(c->addr));
+        c->port = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, c->addr, sizeof(c->addr));
+        c->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        rp_log_error("client %s: bufferevent_socket_new() failed", c->addr);
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WATERMARK);
+    rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
+    c->req.max_line = (uint32_t) lc->max_request_line;
+    c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
+    c->req.max_fields = lc->max_headers;
+    c->timer = evtimer_new(w->base, conn_on_timer, c);
+    conn_set_state(c, RP_CONN_IDLE);
+    conn_read_timeout(c, lc->read_timeout);
+    bufferevent_enable(c->bev, EV_READ);
+    rp_worker_conn_added(w, c);
+}
+
+static void
+conn_destroy(rp_http_conn_t *c)
+{
+    if (c->state == RP_CONN_WAIT) {
+        rp_target_dequeue(&c->pending);
+    }
+    rp_proxy_detach(c, 0);
+    rp_worker_conn_removed(c->w, c);
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    rp_msg_cleanup(&c->req);
+    free(c->path);
+    free(c);
+}
+
+void
+rp_http_conn_ref(rp_http_conn_t *c)
+{
+    c->refs++;
+}
+
+void
+rp_http_conn_unref(rp_http_conn_t *c)
+{
+    if (--c->refs == 0) {
+        conn_destroy(c);
+    }
+}
+
+/* Drops the open reference: c is freed now or when the last callback returns. */
+static void
+conn_release(rp_http_conn_t *c)
+{
+    if (!c->closed) {
+        c->closed = 1;
+        conn_set_state(c, RP_CONN_CLOSING);
+        evtimer_del(c->timer);
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        rp_http_conn_unref(c);
+    }
+}
+
+static void
+conn_begin_request(rp_http_conn_t *c)
+{
+    struct timeval  tv = tv_of(c->lc->read_timeout);
+
+    conn_set_state(c, RP_CONN_HEAD);
+    c->flags = 0;
+    c->status = 0;
+    c->t_start = rp_now();
+    c->t_upstream = c->t_first = 0;
+    c->bytes_in = c->bytes_out = 0;
+    c->up_backend = NULL;
+    c->up_port = 0;
+    c->vhost = NULL;
+    c->route = NULL;
+    conn_read_timeout(c, c->lc->read_timeout);
+    /* slowloris: the whole head must arrive within read_timeout */
+    evtimer_add(c->timer, &tv);
+}
+
+static int
+req_on_head(rp_msg_t *m)
+{
+    rp_http_conn_t  *c = m->owner;
+
+    if (rp_msg_check_request(m) != RP_OK) {
+        return -1;
+    }
+    c->req_cl = m->parser.content_length;
+    return 2;                              /* pause: route before reading the body */
+}
+
+static int
+req_on_body(rp_msg_t *m, const char *p, size_t n)
+{
+    rp_proxy_request_body(m->owner, p, n);
+    return 0;
+}
+
+static int
+req_on_complete(rp_msg_t *m)
+{
+    rp_proxy_request_done(m->owner);
+    return 0;                              /* pause: a pipelined request waits its turn */
+}
+
+/* Can the parse loop feed more client bytes now? */
+static int
+conn_wants_input(const rp_http_conn_t *c)
+{
+    switch (c->state) {
+    case RP_CONN_IDLE:
+    case RP_CONN_HEAD:
+        return 1;
+    case RP_CONN_PROXY:
+        return !(c->flags & (RP_REQ_DONE | RP_REQ_BLOCKED));
+    default:
+        return 0;
+    }
+}
+
+static void
+conn_parse_loop(rp_http_conn_t *c)
+{
+    struct evbuffer  *in = bufferevent_get_input(c->bev);
+    size_t            n;
+    ssize_t           rc;
+    const char       *p;
+
+    while (!c->closed && conn_wants_input(c)) {
+        n = evbuffer_get_contiguous_space(in);
+        if (n == 0 && c->state != RP_CONN_PROXY) {
+            break;
+        }
+        if (c->state == RP_CONN_IDLE) {
+            conn_begin_request(c);
+        }
+        p = n ? (const char *) evbuffer_pullup(in, (ssize_t) n) : "";
+        rc = rp_msg_feed(&c->req, p, n);
+        if (rc < 0) {
+            c->flags &= ~RP_REQ_KEEPALIVE;
+            rp_http_conn_error(c, c->req.status, c->req.error);
+            break;
+        }
+        evbuffer_drain(in, (size_t) rc);
+        c->bytes_in += (uint64_t) rc;
+        if (c->state == RP_CONN_HEAD && c->req.stage != RP_MSG_HEAD) {
+            evtimer_del(c->timer);
+            rp_proxy_start(c);             /* moves to WAIT, PROXY or an error */
+            continue;
+        }
+        if ((c->flags & RP_REQ_DONE) && (c->flags & RP_RESP_DONE)) {
+            rp_http_conn_finish(c);        /* the backend answered before we read it all */
+            continue;
+        }
+        if (rc == 0 || n == 0) {
+            break;
+        }
+    }
+}
+
+void
+rp_http_conn_parse(rp_http_conn_t *c)
+{
+    if (c->in_parse) {
+        return;                            /* the loop on the stack picks it up */
+    }
+    c->in_parse = 1;
+    rp_http_conn_ref(c);
+    conn_parse_loop(c);
+    c->in_parse = 0;
+    rp_http_conn_unref(c);
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+    rp_http_conn_t  *c = arg;
+
+    if (c->state == RP_CONN_CLOSING) {
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    rp_http_conn_parse(c);
+}
+
+/* After the last answer: half-close, then read and drop what the client still
+ * sends for a moment, so that its unread bytes do not turn into a RST that
+ * could destroy the answer in flight (what nginx calls lingering close). */
+static void
+conn_linger(rp_http_conn_t *c)
+{
+    struct timeval  tv = tv_of(CONN_LINGER_SECONDS);
+
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    c->lingering = 1;                      /* the next event (EOF, timeout) frees */
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+    rp_http_conn_t  *c = arg;
+
+    rp_http_conn_ref(c);
+    if (c->state == RP_CONN_CLOSING && !c->closed && !c->lingering
+        && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        conn_linger(c);
+    } else if (c->state == RP_CONN_PROXY) {
+        rp_proxy_client_drained(c);
+    }
+    rp_http_conn_unref(c);
+}
+
+/* Starts closing: flushes what is queued, then lingers, then frees. */
+static void
+conn_close(rp_http_conn_t *c)
+{
+    if (c->state == RP_CONN_WAIT) {
+        rp_target_dequeue(&c->pending);
+    }
+    evtimer_del(c->timer);
+    rp_proxy_detach(c, 0);
+    conn_set_state(c, RP_CONN_CLOSING);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_linger(c);
+    } else {
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+}
+
+void
+rp_http_conn_abort(rp_http_conn_t *c, const char *why)
+{
+    if (c->closed) {
+        return;
+    }
+    rp_log_info("client %s:%u: connection aborted: %s", c->addr, c->port, why);
+    if (c->state == RP_CONN_WAIT) {
+        rp_target_dequeue(&c->pending);
+    }
+    rp_proxy_detach(c, 0);
+    conn_release(c);
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    rp_http_conn_t  *c = arg;
+
+    rp_http_conn_ref(c);
+    if (c->state == RP_CONN_CLOSING || c->state == RP_CONN_IDLE) {
+        conn_release(c);                   /* linger over, or an idle client left */
+    } else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)
+               && !(c->flags & RP_REQ_HEAD_SENT)) {
+        rp_http_conn_error(c, 408, "client read timed out");
+    } else {
+        rp_http_conn_abort(c, (what & BEV_EVENT_TIMEOUT) ? "client timed out"
+                              : (what & BEV_EVENT_EOF) ? "client closed the connection"
+                                                       : "client connection error");
+    }
+    rp_http_conn_unref(c);
+}
+
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rp_http_conn_t  *c = arg;
+
+    rp_http_conn_ref(c);
+    if (c->state == RP_CONN_HEAD) {
+        rp_http_conn_error(c, 408, "request head not complete within read_timeout");
+    } else if (c->state == RP_CONN_WAIT) {
+        rp_target_dequeue(&c->pending);
+        rp_http_conn_error(c, 503, "no backend connection within pending_timeout");
+    }
+    rp_http_conn_unref(c);
+}
+
+static const char *
+status_reason(int status)
+{
+    const char  *r = llhttp_status_name((llhttp_status_t) status);
+
+    return r ? r : "Unknown";
+}
+
+void
+rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
+{
+    struct evbuffer  *out = bufferevent_get_output(c->bev);
+    char              body[96];
+    int               blen;
+
+    if (c->closed || c->state == RP_CONN_CLOSING) {
+        return;
+    }
+    if (c->flags & RP_REQ_HEAD_SENT) {
+        rp_http_conn_abort(c, why);
+        return;
+    }
+    rp_log_info("client %s:%u: %d: %s", c->addr, c->port, status, why ? why : "");
+    if (c->state == RP_CONN_WAIT) {
+        rp_target_dequeue(&c->pending);
+        evtimer_del(c->timer);
+    }
+    if (!(c->flags & RP_REQ_DONE) || rp_worker_stopping(c->w)) {
+        c->flags &= ~RP_REQ_KEEPALIVE;     /* unread request bytes: cannot resync */
+    }
+    blen = snprintf(body, sizeof(body), "%d %s\n", status, status_reason(status));
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: %d\r\n%s\r\n",
+                        status, status_reason(status), blen,
+                        (c->flags & RP_REQ_KEEPALIVE)
+                            ? (rp_msg_http_minor(&c->req) == 0 ? "Connection: keep-alive\r\n" : "")
+                            : "Connection: close\r\n");
+    if (rp_msg_method(&c->req) != HTTP_HEAD || c->req.stage == RP_MSG_HEAD) {
+        evbuffer_add(out, body, (size_t) blen);
+    }
+    c->bytes_out += evbuffer_get_length(out);
+    c->status = status;
+    c->flags |= RP_REQ_HEAD_SENT | RP_RESP_DONE;
+    rp_http_conn_finish(c);
+}
+
+static const char *
+log_req_header(void *ctx, const char *name, size_t nlen, size_t *vlen)
+{
+    return rp_msg_header(ctx, name, nlen, vlen);
+}
+
+/* The request target as the client sent it. */
+static void
+conn_log(rp_http_conn_t *c)
+{
+    rp_access_log_t    *log;
+    rp_access_entry_t   e;
+    struct timeval      now;
+    const rp_msg_t     *m = &c->req;
+    const char         *meth;
+    double              t = rp_now();
+
+    log = rp_worker_access_log(c->w, c->l, c->vhost);
+    if (log == NULL) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    gettimeofday(&now, NULL);
+    e.client_addr = c->addr;
+    e.client_addr_len = strlen(c->addr);
+    e.client_port = c->port;
+    if (c->up_backend != NULL) {
+        e.backend_addr = c->up_backend->addr_text;
+        e.backend_addr_len = strlen(c->up_backend->addr_text);
+        e.backend_sport = c->up_port;
+    }
+    e.wall_time = (double) now.tv_sec + (double) now.tv_usec / 1e6;
+    if (m->stage != RP_MSG_HEAD || m->target_len > 0) {
+        meth = llhttp_method_name((llhttp_method_t) rp_msg_method(m));
+        e.method = meth;
+        e.method_len = strlen(meth);
+        e.uri = rp_msg_str(m, m->target);
+        e.uri_len = m->target_len;
+        e.http_major = m->parser.http_major;
+        e.http_minor = m->parser.http_minor;
+        e.host = rp_msg_header(m, "host", 4, &e.host_len);
+        e.user_agent = rp_msg_header(m, "user-agent", 10, &e.user_agent_len);
+        e.referer = rp_msg_header(m, "referer", 7, &e.referer_len);
+        e.req_header = log_req_header;
+        e.req_ctx = (void *) m;
+    }
+    e.status = c->status;
+    e.request_time = t - c->t_start;
+    e.upstream_time = c->t_upstream > 0 ? t - c->t_upstream : -1;
+    e.bytes_in = c->bytes_in;
+    e.bytes_out = c->bytes_out;
+    if (c->uc != NULL && c->t_first > 0) {
+        e.resp_header = log_req_header;
+        e.resp_ctx = &c->uc->resp;
+    }
+    rp_access_log_write(log, &e);
+}
+
+void
+rp_http_conn_finish(rp_http_conn_t *c)
+{
+    struct evbuffer  *in = bufferevent_get_input(c->bev);
+
+    conn_log(c);
+    rp_proxy_detach(c, (c->flags & RP_UP_REUSABLE) && (c->flags & RP_REQ_DONE));
+    free(c->path);
+    c->path = NULL;
+    evtimer_del(c->timer);
+    if (!(c->flags & RP_REQ_KEEPALIVE) || (c->flags & RP_RESP_TO_CLOSE)
+        || rp_worker_stopping(c->w)) {
+        conn_close(c);
+        return;
+    }
+    conn_set_state(c, RP_CONN_IDLE);
+    rp_msg_reset(&c->req);
+    rp_msg_resume(&c->req);
+    c->flags = 0;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    conn_read_timeout(c, c->lc->keepalive_timeout);
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(in) > 0) {
+        rp_http_conn_parse(c);             /* a pipelined request is already here */
+    }
+}
+
+void
+rp_http_conn_shutdown(rp_http_conn_t *c)
+{
+    rp_http_conn_ref(c);
+    if (c->state == RP_CONN_IDLE) {
+        conn_release(c);
+    } else {
+        c->flags &= ~RP_REQ_KEEPALIVE;
+    }
+    rp_http_conn_unref(c);
+}

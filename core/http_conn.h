@@ -1,0 +1,109 @@
+/* http_conn.h: a client connection and the request it is serving: keep-alive,
+ * pipelined requests answered in order (one at a time), errors from the proxy
+ * itself, graceful close. proxy.c carries the request through a backend. */
+#ifndef RP_HTTP_CONN_H
+#define RP_HTTP_CONN_H
+
+#include "rp.h"
+#include "config.h"
+#include "http_head.h"
+#include "upstream.h"
+
+#include <netinet/in.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct event;
+
+typedef enum {
+    RP_CONN_IDLE = 0,   /* keep-alive, between requests; no request bytes yet      */
+    RP_CONN_HEAD,       /* parsing a request head                                  */
+    RP_CONN_WAIT,       /* head parsed; queued for a backend connection; reads off */
+    RP_CONN_PROXY,      /* c->uc != NULL: bodies flow both ways                    */
+    RP_CONN_CLOSING,    /* flushing a last answer; freed once output drains        */
+} rp_conn_state_e;
+
+/* Per-request flags */
+#define RP_REQ_DONE          0x0001u   /* the whole request was read from the client  */
+#define RP_REQ_OUT_CHUNKED   0x0002u   /* body re-chunked towards the backend          */
+#define RP_REQ_KEEPALIVE     0x0004u   /* the client may send another request          */
+#define RP_REQ_HEAD_SENT     0x0008u   /* response head written to the client          */
+#define RP_RESP_DONE         0x0010u   /* the whole response was written to the client */
+#define RP_RESP_CHUNKED      0x0020u   /* body re-chunked towards the client           */
+#define RP_RESP_TO_CLOSE     0x0040u   /* body delimited by closing the client         */
+#define RP_REQ_RETRIED       0x0080u   /* already retried once on another connection   */
+#define RP_REQ_BLOCKED       0x0100u   /* client reads off: backend output over mark   */
+#define RP_RESP_BLOCKED      0x0200u   /* backend reads off: client output over mark   */
+#define RP_REQ_HAS_BODY      0x0400u   /* the request has a body (CL > 0 or chunked)   */
+#define RP_UP_REUSABLE       0x0800u   /* the backend connection may take another one  */
+#define RP_REQ_ABSOLUTE      0x1000u   /* absolute-form target: authority is the host  */
+#define RP_UP_EOF            0x2000u   /* the backend closed; handled once input is used */
+
+struct rp_http_conn_s {
+    rp_worker_t                 *w;           /* back-pointer                              */
+    const void                  *l;           /* borrowed: the rp_listener_t it came from  */
+    const rp_listen_conf_t      *lc;          /* borrowed                                  */
+    struct bufferevent          *bev;         /* owned                                     */
+    TAILQ_ENTRY(rp_http_conn_s)  link;        /* in w->conns                               */
+    int                          refs;        /* callbacks hold one; the last unref frees  */
+    rp_conn_state_e              state;       /* only conn_set_state() assigns it          */
+    char                         addr[48];    /* client address text                       */
+    uint16_t                     port;        /* client port                               */
+    rp_msg_t                     req;         /* the request parser, reused per request    */
+    struct event                *timer;       /* owned: pending_timeout                    */
+    /* the current request */
+    unsigned                     flags;       /* RP_REQ_*, RP_RESP_*                       */
+    const rp_vhost_conf_t       *vhost;
+    const rp_route_conf_t       *route;
+    rp_target_t                 *target;      /* borrowed from the worker                  */
+    rp_pending_t                 pending;     /* while RP_CONN_WAIT                        */
+    rp_upstream_conn_t          *uc;          /* while RP_CONN_PROXY; uc->arg == this      */
+    char                        *path;        /* owned: the rewritten path, or NULL        */
+    size_t                       path_len;
+    int                          status;      /* answered status, for the log              */
+    double                       t_start;     /* first byte of the request                 */
+    double                       t_upstream;  /* head sent to the backend; 0: never        */
+    double                       t_first;     /* first response byte; 0: none              */
+    uint64_t                     bytes_in;    /* from the client, this request             */
+    uint64_t                     bytes_out;   /* to the client, this request               */
+    uint16_t                     up_port;     /* backend connection's local port, for logs */
+    const rp_backend_t          *up_backend;  /* which backend answered, for logs          */
+    uint64_t                     req_cl;      /* request Content-Length as received        */
+    int                          in_parse;    /* rp_http_conn_parse() is on the stack      */
+    int                          closed;      /* the open reference was dropped            */
+    short                        up_eof_what; /* the BEV_EVENT_* of that close             */
+    int                          lingering;   /* half-closed, dropping the client's bytes  */
+};
+
+/* Takes ownership of fd, an accepted client socket. */
+void rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t *lc,
+                         int fd, const struct sockaddr *sa, int salen);
+
+void rp_http_conn_ref(rp_http_conn_t *c);
+void rp_http_conn_unref(rp_http_conn_t *c);
+
+/* Graceful stop: closes c if idle, else makes its current answer its last. */
+void rp_http_conn_shutdown(rp_http_conn_t *c);
+
+/* Answers the current request from the proxy (400, 404, 502, 503, 504...).
+ * The connection closes afterwards unless the request was read whole. */
+void rp_http_conn_error(rp_http_conn_t *c, int status, const char *why);
+
+/* Closes at once: no more bytes go out (a truncated response must never look
+ * complete). */
+void rp_http_conn_abort(rp_http_conn_t *c, const char *why);
+
+/* The request is over (response written, request read): log, then next. */
+void rp_http_conn_finish(rp_http_conn_t *c);
+
+/* Feeds buffered client bytes to the parser; called on read and on drain. */
+void rp_http_conn_parse(rp_http_conn_t *c);
+
+/* proxy.c */
+void rp_proxy_start(rp_http_conn_t *c);              /* head parsed: route and go   */
+void rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n);
+void rp_proxy_request_done(rp_http_conn_t *c);
+void rp_proxy_client_drained(rp_http_conn_t *c);     /* client output drained      */
+void rp_proxy_detach(rp_http_conn_t *c, int reusable); /* give the backend conn back */
+
+#endif

@@ -1,0 +1,636 @@
+/* http_head.c: llhttp glue for one message head, the strict request checks of
+ * RFC 9112 that llhttp leaves to its user, and field re-serialisation. */
+#include "http_head.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MSG_BUF_INITIAL    1024
+#define MSG_FIELDS_INITIAL 24
+
+static int msg_on_url(llhttp_t *p, const char *at, size_t n);
+static int msg_on_status(llhttp_t *p, const char *at, size_t n);
+static int msg_on_field(llhttp_t *p, const char *at, size_t n);
+static int msg_on_value(llhttp_t *p, const char *at, size_t n);
+static int msg_on_value_complete(llhttp_t *p);
+static int msg_on_headers_complete(llhttp_t *p);
+static int msg_on_body(llhttp_t *p, const char *at, size_t n);
+static int msg_on_message_complete(llhttp_t *p);
+
+static llhttp_settings_t  msg_settings = {
+    .on_url = msg_on_url,
+    .on_status = msg_on_status,
+    .on_header_field = msg_on_field,
+    .on_header_value = msg_on_value,
+    .on_header_value_complete = msg_on_value_complete,
+    .on_headers_complete = msg_on_headers_complete,
+    .on_body = msg_on_body,
+    .on_message_complete = msg_on_message_complete,
+};
+
+/* tchar (RFC 9110 §5.6.2) */
+static const unsigned char  tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+};
+
+static rp_msg_t *
+msg_of(llhttp_t *p)
+{
+    return (rp_msg_t *) p->data;
+}
+
+/* Records a parse failure; the HPE_USER return stops llhttp. */
+static int
+msg_fail(rp_msg_t *m, int status, const char *why)
+{
+    m->status = status;
+    m->error = why;
+    return HPE_USER;
+}
+
+void
+rp_msg_init(rp_msg_t *m, llhttp_type_t type, const rp_msg_handler_t *h, void *owner)
+{
+    memset(m, 0, sizeof(*m));
+    llhttp_init(&m->parser, type, &msg_settings);
+    m->parser.data = m;
+    m->h = h;
+    m->owner = owner;
+    m->max_line = 8192;
+    m->max_head = 65536;
+    m->max_fields = 100;
+    m->buf = rp_xalloc(MSG_BUF_INITIAL);
+    m->cap = MSG_BUF_INITIAL;
+    m->fields = rp_xalloc(MSG_FIELDS_INITIAL * sizeof(rp_hdr_t));
+    m->cap_fields = MSG_FIELDS_INITIAL;
+    m->host_field = -1;
+}
+
+void
+rp_msg_cleanup(rp_msg_t *m)
+{
+    free(m->buf);
+    free(m->fields);
+    m->buf = NULL;
+    m->fields = NULL;
+}
+
+void
+rp_msg_reset(rp_msg_t *m)
+{
+    m->len = 0;
+    m->target = m->target_len = 0;
+    m->nfields = 0;
+    m->ntrailer = 0;
+    m->hosts = 0;
+    m->host_field = -1;
+    m->flags = 0;
+    m->stage = RP_MSG_HEAD;
+    m->in_value = 0;
+    m->value_at_end = 0;
+    m->status = 0;
+    m->error = NULL;
+    m->body_bytes = 0;
+}
+
+/* Appends head bytes, within the head budget (431 past it). */
+static int
+msg_append(rp_msg_t *m, const char *at, size_t n)
+{
+    if ((size_t) m->len + n + 1 > m->max_head) {
+        return -1;
+    }
+    if (m->len + n + 1 > m->cap) {
+        while (m->len + n + 1 > m->cap) {
+            m->cap *= 2;
+        }
+        m->buf = rp_xrealloc(m->buf, m->cap);
+    }
+    memcpy(m->buf + m->len, at, n);
+    m->len += (uint32_t) n;
+    m->buf[m->len] = '\0';
+    return 0;
+}
+
+static int
+msg_on_url(llhttp_t *p, const char *at, size_t n)
+{
+    rp_msg_t  *m = msg_of(p);
+
+    if (m->target_len + n > m->max_line) {
+        return msg_fail(m, 414, "request line too long");
+    }
+    if (m->target_len == 0) {
+        m->target = m->len;
+    }
+    if (msg_append(m, at, n) != 0) {
+        return msg_fail(m, 414, "request line too long");
+    }
+    m->target_len += (uint32_t) n;
+    return 0;
+}
+
+static int
+msg_on_status(llhttp_t *p, const char *at, size_t n)
+{
+    rp_msg_t  *m = msg_of(p);
+
+    if (m->target_len == 0) {
+        m->target = m->len;
+    }
+    if (msg_append(m, at, n) != 0) {
+        return msg_fail(m, 502, "status line too long");
+    }
+    m->target_len += (uint32_t) n;
+    return 0;
+}
+
+static int
+msg_head_too_big(rp_msg_t *m)
+{
+    return msg_fail(m, llhttp_get_type(&m->parser) == HTTP_REQUEST ? 431 : 502,
+                    "header fields too large");
+}
+
+static int
+msg_on_field(llhttp_t *p, const char *at, size_t n)
+{
+    rp_msg_t  *m = msg_of(p);
+    rp_hdr_t  *f;
+
+    if (m->nfields == 0 || m->in_value) {
+        /* a new field: the start line's text ends with its own NUL */
+        if (m->nfields >= m->max_fields) {
+            return msg_head_too_big(m);
+        }
+        if (m->nfields == m->cap_fields) {
+            m->cap_fields *= 2;
+            m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
+        }
+        if (m->stage == RP_MSG_BODY && !(m->flags & RP_MSG_TRAILERS)) {
+            m->flags |= RP_MSG_TRAILERS;
+            m->ntrailer = m->nfields;
+        }
+        f = &m->fields[m->nfields++];
+        m->len++;                        /* keep the previous string's NUL */
+        f->name = m->len;
+        f->name_len = 0;
+        f->value = 0;
+        f->value_len = 0;
+        m->in_value = 0;
+    }
+    f = &m->fields[m->nfields - 1];
+    if (msg_append(m, at, n) != 0) {
+        return msg_head_too_big(m);
+    }
+    f->name_len += (uint32_t) n;
+    return 0;
+}
+
+static int
+msg_check_token(const char *s, size_t n)
+{
+    size_t  i;
+
+    if (n == 0) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!tchar[(unsigned char) s[i]]) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+msg_on_value(llhttp_t *p, const char *at, size_t n)
+{
+    rp_msg_t  *m = msg_of(p);
+    rp_hdr_t  *f = &m->fields[m->nfields - 1];
+
+    if (!m->in_value) {
+        /* RFC 9112 §5.1: no whitespace between name and colon; names are tokens */
+        if (msg_check_token(m->buf + f->name, f->name_len) != 0) {
+            return msg_fail(m, 400, "invalid header field name");
+        }
+        m->in_value = 1;
+        m->len++;
+        f->value = m->len;
+        if (msg_append(m, "", 0) != 0) {
+            return msg_head_too_big(m);
+        }
+    } else if (!(m->value_at_end && at == m->feed_start)) {
+        /* a second span of one value that is not a buffer split is obs-fold:
+         * RFC 9112 §5.2 lets a server reject it, and a proxy must not pass it */
+        return msg_fail(m, 400, "obsolete line folding");
+    }
+    m->value_at_end = (at + n == m->feed_end);
+    if (msg_append(m, at, n) != 0) {
+        return msg_head_too_big(m);
+    }
+    f->value_len += (uint32_t) n;
+    return 0;
+}
+
+static int
+name_is(const rp_msg_t *m, const rp_hdr_t *f, const char *name, size_t nlen)
+{
+    return f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0;
+}
+
+/* Does the comma-separated list v contain token t (case-insensitive)? */
+static int
+list_has_token(const char *v, size_t vlen, const char *t, size_t tlen)
+{
+    const char  *end = v + vlen, *s, *e;
+
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) {
+            v++;
+        }
+        s = v;
+        while (v < end && *v != ',') {
+            v++;
+        }
+        e = v;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+        if ((size_t) (e - s) == tlen && strncasecmp(s, t, tlen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Notes what a completed field means for framing and forwarding. */
+static void
+msg_note_field(rp_msg_t *m, const rp_hdr_t *f)
+{
+    const char  *v = m->buf + f->value;
+
+    if (m->flags & RP_MSG_TRAILERS) {
+        return;
+    }
+    if (name_is(m, f, "host", 4)) {
+        m->hosts++;
+        m->host_field = (int) (f - m->fields);
+    } else if (name_is(m, f, "connection", 10)) {
+        if (list_has_token(v, f->value_len, "close", 5)) {
+            m->flags |= RP_MSG_CONN_CLOSE;
+        }
+        if (list_has_token(v, f->value_len, "keep-alive", 10)) {
+            m->flags |= RP_MSG_CONN_KA;
+        }
+    } else if (name_is(m, f, "transfer-encoding", 17)) {
+        m->flags |= RP_MSG_HAS_TE;
+    } else if (name_is(m, f, "content-length", 14)) {
+        m->flags |= RP_MSG_HAS_CL;
+    } else if (name_is(m, f, "expect", 6)) {
+        if (f->value_len == 12 && strncasecmp(v, "100-continue", 12) == 0) {
+            m->flags |= RP_MSG_EXPECT_100;
+        }
+    }
+}
+
+static int
+msg_on_value_complete(llhttp_t *p)
+{
+    rp_msg_t  *m = msg_of(p);
+    rp_hdr_t  *f = &m->fields[m->nfields - 1];
+
+    if (!m->in_value) {                  /* "Name:" with an empty value */
+        if (msg_check_token(m->buf + f->name, f->name_len) != 0) {
+            return msg_fail(m, 400, "invalid header field name");
+        }
+        m->in_value = 1;
+        m->len++;
+        f->value = m->len;
+        if (msg_append(m, "", 0) != 0) {
+            return msg_head_too_big(m);
+        }
+    }
+    /* llhttp drops leading whitespace; trailing OWS is not part of the value */
+    while (f->value_len > 0
+           && (m->buf[f->value + f->value_len - 1] == ' '
+               || m->buf[f->value + f->value_len - 1] == '\t')) {
+        f->value_len--;
+    }
+    m->buf[f->value + f->value_len] = '\0';
+    m->value_at_end = 0;
+    msg_note_field(m, f);
+    return 0;
+}
+
+static int
+msg_on_headers_complete(llhttp_t *p)
+{
+    rp_msg_t  *m = msg_of(p);
+    int        rc;
+
+    m->stage = RP_MSG_BODY;
+    m->in_value = 1;                     /* a trailer field starts a new entry */
+    if (p->flags & F_CHUNKED) {
+        m->flags |= RP_MSG_CHUNKED;
+    }
+    rc = m->h->on_head(m);
+    if (rc < 0) {
+        if (m->status == 0) {
+            m->status = 400;
+        }
+        return HPE_USER;
+    }
+    if (rc == 2) {
+        return HPE_PAUSED;
+    }
+    return rc;                           /* 0, or 1: the message has no body */
+}
+
+static int
+msg_on_body(llhttp_t *p, const char *at, size_t n)
+{
+    rp_msg_t  *m = msg_of(p);
+
+    m->body_bytes += n;
+    if (m->h->on_body(m, at, n) != 0) {
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+msg_on_message_complete(llhttp_t *p)
+{
+    rp_msg_t  *m = msg_of(p);
+    int        rc;
+
+    m->stage = RP_MSG_DONE;
+    rc = m->h->on_complete(m);
+    if (rc < 0) {
+        return HPE_USER;
+    }
+    /* rc 1: an interim (1xx) response; the final one follows in this stream */
+    return rc == 1 ? 0 : HPE_PAUSED;
+}
+
+ssize_t
+rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
+{
+    llhttp_errno_t  err;
+
+    if (llhttp_get_errno(&m->parser) == HPE_PAUSED) {
+        return 0;
+    }
+    m->feed_start = p;
+    m->feed_end = p + n;
+    err = llhttp_execute(&m->parser, p, n);
+    if (err == HPE_OK) {
+        return (ssize_t) n;
+    }
+    if (err == HPE_PAUSED) {
+        return llhttp_get_error_pos(&m->parser) - p;
+    }
+    if (m->status == 0) {
+        m->status = llhttp_get_type(&m->parser) == HTTP_REQUEST ? 400 : 502;
+    }
+    if (m->error == NULL) {
+        m->error = llhttp_get_error_reason(&m->parser);
+    }
+    if (m->error == NULL) {
+        m->error = llhttp_errno_name(err);
+    }
+    return -1;
+}
+
+void
+rp_msg_resume(rp_msg_t *m)
+{
+    if (llhttp_get_errno(&m->parser) == HPE_PAUSED) {
+        llhttp_resume(&m->parser);
+    }
+}
+
+int
+rp_msg_eof(rp_msg_t *m)
+{
+    if (m->stage == RP_MSG_DONE) {
+        return RP_OK;
+    }
+    if (m->stage == RP_MSG_BODY && rp_msg_close_delimited(m)) {
+        m->stage = RP_MSG_DONE;
+        return RP_OK;
+    }
+    return RP_ERROR;
+}
+
+const char *
+rp_msg_header(const rp_msg_t *m, const char *name, size_t nlen, size_t *vlen)
+{
+    uint32_t  i, n = (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
+
+    for (i = 0; i < n; i++) {
+        if (name_is(m, &m->fields[i], name, nlen)) {
+            if (vlen) {
+                *vlen = m->fields[i].value_len;
+            }
+            return m->buf + m->fields[i].value;
+        }
+    }
+    return NULL;
+}
+
+int
+rp_msg_http_minor(const rp_msg_t *m)
+{
+    return m->parser.http_minor;
+}
+
+int
+rp_msg_method(const rp_msg_t *m)
+{
+    return m->parser.method;
+}
+
+int
+rp_msg_status(const rp_msg_t *m)
+{
+    return m->parser.status_code;
+}
+
+int
+rp_msg_close_delimited(const rp_msg_t *m)
+{
+    return llhttp_get_type((llhttp_t *) &m->parser) == HTTP_RESPONSE
+           && !(m->parser.flags & (F_CHUNKED | F_CONTENT_LENGTH | F_SKIPBODY))
+           && llhttp_message_needs_eof(&m->parser);
+}
+
+int
+rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen)
+{
+    static const struct { const char *s; size_t n; }  fixed[] = {
+        { "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
+        { "te", 2 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
+    };
+    uint32_t  i;
+
+    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (nlen == fixed[i].n && strncasecmp(name, fixed[i].s, nlen) == 0) {
+            return 1;
+        }
+    }
+    for (i = 0; i < m->nfields; i++) {
+        const rp_hdr_t  *f = &m->fields[i];
+
+        if (name_is(m, f, "connection", 10)
+            && list_has_token(m->buf + f->value, f->value_len, name, nlen)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* RFC 3986 host [":" port]: reg-name, IPv4 or an IP-literal in brackets. */
+static int
+host_is_valid(const char *h, size_t n)
+{
+    static const char  sub_delims[] = "-._~!$&'()*+,;=%";
+    size_t             i = 0;
+
+    if (n > 0 && h[0] == '[') {
+        for (i = 1; i < n && h[i] != ']'; i++) {
+            if (!isxdigit((unsigned char) h[i]) && h[i] != ':' && h[i] != '.') {
+                return 0;
+            }
+        }
+        if (i == n) {
+            return 0;
+        }
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            if (!isalnum((unsigned char) h[i]) && strchr(sub_delims, h[i]) == NULL) {
+                return 0;
+            }
+        }
+    }
+    if (i < n) {
+        if (h[i] != ':') {
+            return 0;
+        }
+        for (i++; i < n; i++) {
+            if (!isdigit((unsigned char) h[i])) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+int
+rp_msg_check_request(rp_msg_t *m)
+{
+    const llhttp_t  *p = &m->parser;
+    const char      *t = m->buf + m->target;
+    const rp_hdr_t  *host;
+
+    if (p->http_major != 1 || p->http_minor > 1) {
+        m->status = p->http_major >= 2 ? 505 : 400;
+        m->error = "unsupported HTTP version";
+        return RP_ERROR;
+    }
+    if (p->method == HTTP_CONNECT) {
+        m->status = 405;
+        m->error = "CONNECT is not supported";
+        return RP_ERROR;
+    }
+    if (m->target_len == 0
+        || !(t[0] == '/' || (m->target_len == 1 && t[0] == '*' && p->method == HTTP_OPTIONS)
+             || strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+        m->status = 400;
+        m->error = "invalid request target";
+        return RP_ERROR;
+    }
+    if (m->hosts > 1 || (m->hosts == 0 && p->http_minor == 1)) {
+        m->status = 400;
+        m->error = m->hosts ? "duplicate Host" : "missing Host";
+        return RP_ERROR;
+    }
+    if (m->hosts == 1) {
+        host = &m->fields[m->host_field];
+        if (!host_is_valid(m->buf + host->value, host->value_len)) {
+            m->status = 400;
+            m->error = "invalid Host";
+            return RP_ERROR;
+        }
+    }
+    if ((m->flags & RP_MSG_HAS_TE) && p->http_minor == 0) {
+        /* RFC 9112 §6.1: a 1.0 message with Transfer-Encoding is faulty framing */
+        m->status = 400;
+        m->error = "Transfer-Encoding in an HTTP/1.0 request";
+        return RP_ERROR;
+    }
+    return RP_OK;
+}
+
+static int
+in_skip_list(const rp_msg_t *m, const rp_hdr_t *f, const char *const *skip)
+{
+    for (; skip && *skip; skip++) {
+        if (name_is(m, f, *skip, strlen(*skip))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+rp_msg_write_fields(const rp_msg_t *m, struct evbuffer *out, const char *const *skip)
+{
+    uint32_t  i, n = (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
+
+    for (i = 0; i < n; i++) {
+        const rp_hdr_t  *f = &m->fields[i];
+
+        if (in_skip_list(m, f, skip) || rp_msg_is_hop_by_hop(m, m->buf + f->name, f->name_len)) {
+            continue;
+        }
+        evbuffer_add(out, m->buf + f->name, f->name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, m->buf + f->value, f->value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
+void
+rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out)
+{
+    uint32_t  i;
+
+    if (!(m->flags & RP_MSG_TRAILERS)) {
+        return;
+    }
+    for (i = m->ntrailer; i < m->nfields; i++) {
+        const rp_hdr_t  *f = &m->fields[i];
+
+        evbuffer_add(out, m->buf + f->name, f->name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, m->buf + f->value, f->value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}

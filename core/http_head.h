@@ -1,0 +1,129 @@
+/* http_head.h: one HTTP/1.x message head as parsed by llhttp (request or
+ * response), the strict checks RFC 9112 asks of a proxy, and re-serialising
+ * heads for the other side. Bodies are not stored: they are handed to the
+ * owner's callbacks as llhttp decodes them. */
+#ifndef RP_HTTP_HEAD_H
+#define RP_HTTP_HEAD_H
+
+#include "rp.h"
+
+#include <llhttp.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct evbuffer;
+
+/* A field: offsets into rp_msg_t.buf, each string NUL-terminated there. */
+typedef struct {
+    uint32_t   name;
+    uint32_t   name_len;
+    uint32_t   value;
+    uint32_t   value_len;
+} rp_hdr_t;
+
+typedef enum {
+    RP_MSG_HEAD = 0,   /* reading the start line and fields          */
+    RP_MSG_BODY,       /* head done; body bytes go to on_body        */
+    RP_MSG_DONE,       /* message complete (trailers included)       */
+} rp_msg_stage_e;
+
+typedef struct rp_msg_s rp_msg_t;
+
+/* What the owner of a message does with it. Each returns 0, or -1 to stop
+ * the parser with an error (the owner has recorded why). */
+typedef struct {
+    int (*on_head)(rp_msg_t *m);                        /* may return 1: no body (HEAD response) */
+    int (*on_body)(rp_msg_t *m, const char *p, size_t n);
+    int (*on_complete)(rp_msg_t *m);
+} rp_msg_handler_t;
+
+/* Framing flags gathered while parsing fields. */
+#define RP_MSG_CHUNKED      0x01u   /* Transfer-Encoding ends in chunked       */
+#define RP_MSG_HAS_CL       0x02u   /* Content-Length present                  */
+#define RP_MSG_CONN_CLOSE   0x04u   /* Connection: close                       */
+#define RP_MSG_CONN_KA      0x08u   /* Connection: keep-alive                  */
+#define RP_MSG_EXPECT_100   0x10u   /* Expect: 100-continue                    */
+#define RP_MSG_HAS_TE       0x20u   /* any Transfer-Encoding                   */
+#define RP_MSG_TRAILERS     0x40u   /* trailer fields were received            */
+
+struct rp_msg_s {
+    llhttp_t                 parser;
+    const rp_msg_handler_t  *h;
+    void                    *owner;         /* back-pointer for the handler           */
+    char                    *buf;           /* owned: start-line text and fields      */
+    uint32_t                 len;
+    uint32_t                 cap;
+    uint32_t                 max_line;      /* 414 past it (requests)                 */
+    uint32_t                 max_head;      /* 431 past it                            */
+    uint32_t                 max_fields;    /* 431 past it                            */
+    uint32_t                 target;        /* request-target, or reason phrase       */
+    uint32_t                 target_len;
+    rp_hdr_t                *fields;        /* owned                                  */
+    uint32_t                 nfields;
+    uint32_t                 cap_fields;
+    uint32_t                 ntrailer;      /* fields[ntrailer..] are trailers        */
+    uint32_t                 hosts;         /* Host fields seen                       */
+    int                      host_field;    /* index of the Host field, or -1         */
+    unsigned                 flags;         /* RP_MSG_*                               */
+    rp_msg_stage_e           stage;
+    int                      in_value;      /* last span was a field value            */
+    int                      value_at_end;  /* ... and it ended where the feed ended  */
+    const char              *feed_start;    /* the bytes of the current rp_msg_feed() */
+    const char              *feed_end;
+    int                      status;        /* on error: the status to answer (400..)  */
+    const char              *error;         /* on error: why, for the log             */
+    uint64_t                 body_bytes;    /* decoded body bytes so far              */
+};
+
+/* Sets up m for requests (HTTP_REQUEST) or responses (HTTP_RESPONSE). */
+void rp_msg_init(rp_msg_t *m, llhttp_type_t type, const rp_msg_handler_t *h, void *owner);
+void rp_msg_cleanup(rp_msg_t *m);
+
+/* Forgets the previous message; the parser keeps its settings. */
+void rp_msg_reset(rp_msg_t *m);
+
+/* Feeds bytes. Returns how many were consumed (< n when the parser paused at
+ * the end of a head or of a message, so that the rest belongs to what comes
+ * next), or -1 on a protocol error (m->status and m->error say which). */
+ssize_t rp_msg_feed(rp_msg_t *m, const char *p, size_t n);
+
+/* After a pause at the end of a head, lets parsing go on. */
+void rp_msg_resume(rp_msg_t *m);
+
+/* The peer closed: returns RP_OK if that ends the message (close-delimited
+ * body), RP_ERROR if the message is truncated. */
+int rp_msg_eof(rp_msg_t *m);
+
+/* Field access: the first value of a field by name (case-insensitive), or NULL. */
+const char *rp_msg_header(const rp_msg_t *m, const char *name, size_t nlen, size_t *vlen);
+
+static inline const char *
+rp_msg_str(const rp_msg_t *m, uint32_t off)
+{
+    return m->buf + off;
+}
+
+int rp_msg_http_minor(const rp_msg_t *m);
+int rp_msg_method(const rp_msg_t *m);      /* llhttp_method_t */
+int rp_msg_status(const rp_msg_t *m);
+
+/* True when the message body ends only when the peer closes (a response
+ * without Content-Length or chunked framing). */
+int rp_msg_close_delimited(const rp_msg_t *m);
+
+/* Hop-by-hop test (RFC 9110 §7.6.1): the fixed list plus any field named by
+ * the message's Connection header. */
+int rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen);
+
+/* Request-side checks a proxy owes its backends (RFC 9112 §3.2, §6.1): run by
+ * the owner's on_head. Returns RP_OK, or RP_ERROR with m->status / m->error set. */
+int rp_msg_check_request(rp_msg_t *m);
+
+/* Writes "name: value\r\n" for every field that is not hop-by-hop and not in
+ * skip (a NULL-terminated list of lowercase names) into out. */
+void rp_msg_write_fields(const rp_msg_t *m, struct evbuffer *out, const char *const *skip);
+
+/* Writes the trailers (fields[ntrailer..]), each "name: value\r\n". */
+void rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out);
+
+#endif

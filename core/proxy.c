@@ -1,0 +1,634 @@
+/* proxy.c: one request's trip through a backend: routing, the pending queue,
+ * the re-serialised request head, bodies streamed both ways with
+ * back-pressure, response checks, retry of a safe request on a dead reused
+ * connection, and the 502/504 answers. */
+#include "http_conn.h"
+
+#include "log.h"
+#include "match.h"
+#include "worker.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROXY_VIA_TOKEN "rproxy"
+
+static void proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc);
+static void proxy_on_up_read(rp_upstream_conn_t *uc, void *arg);
+static void proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc);
+static void proxy_on_up_drain(rp_upstream_conn_t *uc, void *arg);
+static void proxy_on_up_event(rp_upstream_conn_t *uc, void *arg, short what);
+static int  resp_on_head(rp_msg_t *m);
+static int  resp_on_body(rp_msg_t *m, const char *p, size_t n);
+static int  resp_on_complete(rp_msg_t *m);
+
+static const rp_upstream_user_t  proxy_user = {
+    proxy_on_up_read, proxy_on_up_drain, proxy_on_up_event,
+};
+
+const rp_msg_handler_t  rp_proxy_resp_handler = { resp_on_head, resp_on_body, resp_on_complete };
+
+static struct timeval
+tv_of(double s)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = (time_t) s;
+    tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static rp_http_conn_t *
+pending_conn(rp_pending_t *p)
+{
+    return (rp_http_conn_t *) ((char *) p - offsetof(rp_http_conn_t, pending));
+}
+
+/* The Host the client asked for: the authority of an absolute-form target
+ * (RFC 9112 §3.2.2), else the Host field; NULL with len 0 if none. */
+static const char *
+proxy_host(const rp_http_conn_t *c, size_t *len)
+{
+    const rp_msg_t  *m = &c->req;
+    const char      *t = rp_msg_str(m, m->target), *a, *e;
+
+    if (c->flags & RP_REQ_ABSOLUTE) {
+        a = strstr(t, "://") + 3;
+        e = a + strcspn(a, "/?");
+        *len = (size_t) (e - a);
+        return a;
+    }
+    *len = 0;
+    return rp_msg_header(m, "host", 4, len);
+}
+
+/* The origin-form part of the target: path and "?query". */
+static void
+proxy_split_target(const rp_http_conn_t *c, const char **path, size_t *plen, const char **query)
+{
+    const rp_msg_t  *m = &c->req;
+    const char      *t = rp_msg_str(m, m->target), *q;
+
+    if (c->flags & RP_REQ_ABSOLUTE) {
+        t = strstr(t, "://") + 3;
+        t += strcspn(t, "/?");
+        if (*t == '\0' || *t == '?') {
+            *path = "/";
+            *plen = 1;
+            *query = t;
+            return;
+        }
+    }
+    q = strchr(t, '?');
+    *path = t;
+    *plen = q ? (size_t) (q - t) : strlen(t);
+    *query = q ? q : "";
+}
+
+static void
+proxy_acquire(rp_http_conn_t *c)
+{
+    rp_upstream_conn_t  *uc;
+    struct timeval       tv;
+    switch (rp_target_acquire(c->target, &proxy_user, c, &uc)) {
+    case RP_OK:
+        proxy_attach(c, uc);
+        return;
+    case RP_AGAIN:
+        if (c->target->npending >= c->lc->max_pending) {
+            rp_http_conn_error(c, 503, "pending queue full (max_pending)");
+            return;
+        }
+        rp_target_enqueue(c->target, &c->pending);
+        c->state = RP_CONN_WAIT;
+        bufferevent_disable(c->bev, EV_READ);
+        tv = tv_of(c->lc->pending_timeout);
+        evtimer_add(c->timer, &tv);
+        return;
+    default:
+        rp_http_conn_error(c, 502, "every connection to the backend is down");
+    }
+}
+
+static void
+pending_ready(rp_pending_t *p, rp_upstream_conn_t *uc)
+{
+    rp_http_conn_t  *c = pending_conn(p);
+
+    rp_http_conn_ref(c);
+    evtimer_del(c->timer);
+    rp_upstream_bind(uc, &proxy_user, c);
+    proxy_attach(c, uc);
+    rp_http_conn_unref(c);
+}
+
+static void
+pending_fail(rp_pending_t *p, int status)
+{
+    rp_http_conn_t  *c = pending_conn(p);
+
+    rp_http_conn_ref(c);
+    evtimer_del(c->timer);
+    rp_http_conn_error(c, status, "every connection to the backend is down");
+    rp_http_conn_unref(c);
+}
+
+void
+rp_proxy_start(rp_http_conn_t *c)
+{
+    rp_msg_t   *m = &c->req;
+    const char *host, *path, *query, *t = rp_msg_str(m, m->target);
+    size_t      hlen, plen;
+    char        buf[8192 + 1];
+    int         n;
+
+    if (m->parser.http_minor == 1 ? !(m->flags & RP_MSG_CONN_CLOSE)
+                                  : (m->flags & RP_MSG_CONN_KA) && !(m->flags & RP_MSG_CONN_CLOSE)) {
+        c->flags |= RP_REQ_KEEPALIVE;
+    }
+    if ((m->flags & RP_MSG_CHUNKED) || c->req_cl > 0) {
+        c->flags |= RP_REQ_HAS_BODY;
+    }
+    if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
+        c->flags |= RP_REQ_ABSOLUTE;
+    }
+    host = proxy_host(c, &hlen);
+    c->vhost = rp_match_vhost(c->w->conf, host ? host : "", host ? hlen : 0);
+    proxy_split_target(c, &path, &plen, &query);
+    c->route = c->vhost ? rp_match_route(c->vhost, path, plen) : NULL;
+    if (c->route == NULL) {
+        rp_http_conn_error(c, 404, "no route for this host and path");
+        return;
+    }
+    if (c->route->has_rewrite) {
+        n = rp_match_rewrite(c->route, path, plen, buf, sizeof(buf));
+        if (n == RP_ERROR) {
+            rp_http_conn_error(c, 414, "rewritten path too long");
+            return;
+        }
+        if (n >= 0) {
+            c->path = rp_xstrndup(buf, (size_t) n);
+            c->path_len = (size_t) n;
+        }
+    }
+    c->target = rp_worker_target(c->w, &c->route->to);
+    c->pending.ready = pending_ready;
+    c->pending.fail = pending_fail;
+    proxy_acquire(c);
+}
+
+/* Appends v to the list value of field name ("a, b"), as one line. */
+static void
+write_list_field(struct evbuffer *out, const rp_msg_t *m, const char *name, size_t nlen,
+                 const char *add, size_t alen)
+{
+    uint32_t  i;
+    int       first = 1;
+
+    evbuffer_add(out, name, nlen);
+    evbuffer_add(out, ": ", 2);
+    for (i = 0; i < ((m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields); i++) {
+        const rp_hdr_t  *f = &m->fields[i];
+
+        if (f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0
+            && f->value_len > 0) {
+            if (!first) {
+                evbuffer_add(out, ", ", 2);
+            }
+            evbuffer_add(out, m->buf + f->value, f->value_len);
+            first = 0;
+        }
+    }
+    if (!first) {
+        evbuffer_add(out, ", ", 2);
+    }
+    evbuffer_add(out, add, alen);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* The request head as the backend sees it: rewritten target, hop-by-hop
+ * fields dropped (RFC 9110 §7.6.1), Via and X-headers added, our framing. */
+static void
+proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
+{
+    static const char *const  skip_x[] = { "content-length", "via", "x-forwarded-for",
+                                           "x-real-ip", "x-forwarded-proto", NULL };
+    static const char *const  skip[] = { "content-length", "via", NULL };
+    const rp_msg_t           *m = &c->req;
+    const char               *meth = llhttp_method_name((llhttp_method_t) rp_msg_method(m));
+    const char               *path, *query;
+    size_t                    plen, hlen;
+    unsigned                  xh = c->lc->x_headers;
+    char                      via[32];
+
+    proxy_split_target(c, &path, &plen, &query);
+    if (c->path != NULL) {
+        path = c->path;
+        plen = c->path_len;
+    }
+    evbuffer_add(out, meth, strlen(meth));
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, path, plen);
+    evbuffer_add(out, query, strlen(query));
+    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    if (c->flags & RP_REQ_ABSOLUTE) {
+        const char  *h = proxy_host(c, &hlen);
+
+        evbuffer_add(out, "Host: ", 6);
+        evbuffer_add(out, h, hlen);
+        evbuffer_add(out, "\r\n", 2);
+    } else if (m->hosts == 0) {
+        evbuffer_add_printf(out, "Host: %s\r\n", c->uc->b->conf->address);
+    }
+    if (c->flags & RP_REQ_ABSOLUTE) {
+        static const char *const  skip_abs[] = { "content-length", "via", "host", NULL };
+
+        rp_msg_write_fields(m, out, xh ? skip_x : skip_abs);
+    } else {
+        rp_msg_write_fields(m, out, xh ? skip_x : skip);
+    }
+    if (xh & RP_XH_FORWARDED_FOR) {
+        write_list_field(out, m, "X-Forwarded-For", 15, c->addr, strlen(c->addr));
+    } else if (xh) {
+        write_list_field(out, m, "X-Forwarded-For", 15, NULL, 0);
+    }
+    if (xh & RP_XH_REAL_IP) {
+        evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->addr);
+    } else if (xh && rp_msg_header(m, "x-real-ip", 9, NULL)) {
+        evbuffer_add_printf(out, "X-Real-IP: %s\r\n", rp_msg_header(m, "x-real-ip", 9, NULL));
+    }
+    if (xh & RP_XH_FORWARDED_PROTO) {
+        evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
+    } else if (xh && rp_msg_header(m, "x-forwarded-proto", 17, NULL)) {
+        evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n",
+                            rp_msg_header(m, "x-forwarded-proto", 17, NULL));
+    }
+    snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
+    write_list_field(out, m, "Via", 3, via, strlen(via));
+    if (m->flags & RP_MSG_CHUNKED) {
+        c->flags |= RP_REQ_OUT_CHUNKED;
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (m->flags & RP_MSG_HAS_CL) {
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long) c->req_cl);
+    }
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Sends the head on uc and lets the request body flow. */
+static void
+proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
+{
+    const rp_backend_conf_t  *bc = uc->b->conf;
+    struct timeval            r = tv_of(bc->read_timeout), w = tv_of(bc->write_timeout);
+    struct timeval            cr = tv_of(c->lc->read_timeout), cw = tv_of(c->lc->write_timeout);
+
+    c->uc = uc;
+    c->up_backend = uc->b;
+    c->up_port = uc->local_port;
+    c->state = RP_CONN_PROXY;
+    c->flags &= ~RP_REQ_OUT_CHUNKED;
+    proxy_write_request_head(c, bufferevent_get_output(uc->bev));
+    uc->sent_at = rp_now();
+    if (c->t_upstream == 0) {
+        c->t_upstream = uc->sent_at;
+    }
+    bufferevent_set_timeouts(uc->bev, &r, &w);
+    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    if (!(c->flags & RP_REQ_DONE)) {
+        rp_msg_resume(&c->req);
+        bufferevent_set_timeouts(c->bev, &cr, &cw);
+        bufferevent_enable(c->bev, EV_READ);
+        rp_http_conn_parse(c);             /* body bytes may be buffered already */
+    }
+}
+
+void
+rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
+{
+    struct evbuffer  *out;
+
+    if (c->uc == NULL) {
+        return;
+    }
+    out = bufferevent_get_output(c->uc->bev);
+    if (c->flags & RP_REQ_OUT_CHUNKED) {
+        evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add(out, p, n);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, p, n);
+    }
+    if (evbuffer_get_length(out) > c->uc->b->conf->high_watermark
+        && !(c->flags & RP_REQ_BLOCKED)) {
+        /* back-pressure: stop reading the client until the backend drains */
+        c->flags |= RP_REQ_BLOCKED;
+        bufferevent_disable(c->bev, EV_READ);
+        bufferevent_setwatermark(c->uc->bev, EV_WRITE, c->uc->b->conf->high_watermark / 2, 0);
+    }
+}
+
+void
+rp_proxy_request_done(rp_http_conn_t *c)
+{
+    struct evbuffer  *out;
+
+    c->flags |= RP_REQ_DONE;
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
+        out = bufferevent_get_output(c->uc->bev);
+        evbuffer_add(out, "0\r\n", 3);
+        rp_msg_write_trailers(&c->req, out);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
+void
+rp_proxy_detach(rp_http_conn_t *c, int reusable)
+{
+    rp_upstream_conn_t  *uc = c->uc;
+
+    if (uc == NULL) {
+        return;
+    }
+    c->uc = NULL;
+    if (c->flags & RP_RESP_BLOCKED) {
+        c->flags &= ~RP_RESP_BLOCKED;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    }
+    c->flags &= ~(RP_REQ_BLOCKED | RP_UP_EOF);
+    rp_upstream_release(uc, reusable);
+}
+
+/* Called when the client's output fell under its low mark. */
+void
+rp_proxy_client_drained(rp_http_conn_t *c)
+{
+    if (!(c->flags & RP_RESP_BLOCKED) || c->uc == NULL) {
+        return;
+    }
+    c->flags &= ~RP_RESP_BLOCKED;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->uc->bev, EV_READ);
+    proxy_on_up_read(c->uc, c);
+}
+
+static void
+proxy_on_up_drain(rp_upstream_conn_t *uc, void *arg)
+{
+    rp_http_conn_t  *c = arg;
+
+    if (!(c->flags & RP_REQ_BLOCKED)) {
+        return;
+    }
+    c->flags &= ~RP_REQ_BLOCKED;
+    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
+    if (!(c->flags & RP_REQ_DONE)) {
+        bufferevent_enable(c->bev, EV_READ);
+        rp_http_conn_parse(c);
+    }
+}
+
+/* The response is complete: finish when the request was read whole too;
+ * otherwise the backend answered early and the client cannot be resynced. */
+static void
+proxy_response_done(rp_http_conn_t *c)
+{
+    if (!(c->flags & RP_REQ_DONE)) {
+        c->flags &= ~(RP_REQ_KEEPALIVE | RP_UP_REUSABLE);
+    }
+    rp_http_conn_finish(c);
+}
+
+static void
+proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
+{
+    rp_http_conn_t   *c = arg;
+    struct evbuffer  *in = bufferevent_get_input(uc->bev);
+    size_t            n;
+    ssize_t           rc;
+
+    rp_http_conn_ref(c);
+    if (!uc->got_bytes && evbuffer_get_length(in) > 0) {
+        uc->got_bytes = 1;
+        c->t_first = rp_now();
+        rp_upstream_rtt_sample(uc, c->t_first - uc->sent_at);
+    }
+    while (c->uc == uc && !(c->flags & (RP_RESP_BLOCKED | RP_RESP_DONE))
+           && (n = evbuffer_get_contiguous_space(in)) > 0) {
+        rc = rp_msg_feed(&uc->resp, (const char *) evbuffer_pullup(in, (ssize_t) n), n);
+        if (rc < 0) {
+            rp_log_warn("backend %s: invalid response: %s", uc->b->conf->name,
+                        uc->resp.error ? uc->resp.error : "?");
+            rp_http_conn_error(c, 502, "invalid response from the backend");
+            break;
+        }
+        evbuffer_drain(in, (size_t) rc);
+        if (c->flags & RP_RESP_DONE) {
+            proxy_response_done(c);
+            break;
+        }
+        if (rc == 0) {
+            break;
+        }
+    }
+    if (c->uc == uc && (c->flags & RP_UP_EOF) && !(c->flags & RP_RESP_BLOCKED)
+        && evbuffer_get_length(in) == 0) {
+        proxy_up_closed(c, uc);
+    }
+    rp_http_conn_unref(c);
+}
+
+static int
+proxy_retry_safe(const rp_http_conn_t *c, const rp_upstream_conn_t *uc)
+{
+    switch (rp_msg_method(&c->req)) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+        break;
+    default:
+        return 0;
+    }
+    return uc->served > 0 && !uc->got_bytes && !(c->flags & RP_REQ_RETRIED)
+           && !(c->flags & RP_REQ_HAS_BODY) && (c->flags & RP_REQ_DONE);
+}
+
+/* The backend closed (or failed) and every byte it sent has been used. */
+static void
+proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc)
+{
+    if (uc->resp.stage == RP_MSG_BODY && rp_msg_close_delimited(&uc->resp)) {
+        /* a body delimited by close is complete when the backend closes */
+        if (c->flags & RP_RESP_CHUNKED) {
+            evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+            c->bytes_out += 5;
+        }
+        c->flags |= RP_RESP_DONE;
+        c->flags &= ~RP_UP_REUSABLE;
+        proxy_response_done(c);
+    } else if (proxy_retry_safe(c, uc)) {
+        rp_log_info("backend %s: reused connection closed before answering; retrying",
+                    uc->b->conf->name);
+        c->flags |= RP_REQ_RETRIED;
+        rp_proxy_detach(c, 0);
+        proxy_acquire(c);
+    } else {
+        rp_log_warn("backend %s: connection %s before the response was complete",
+                    uc->b->conf->name, (c->up_eof_what & BEV_EVENT_EOF) ? "closed" : "failed");
+        rp_http_conn_error(c, 502, "backend closed the connection");
+    }
+}
+
+static void
+proxy_on_up_event(rp_upstream_conn_t *uc, void *arg, short what)
+{
+    rp_http_conn_t  *c = arg;
+
+    rp_http_conn_ref(c);
+    if (what & BEV_EVENT_TIMEOUT) {
+        rp_log_warn("backend %s: timed out %s", uc->b->conf->name,
+                    (what & BEV_EVENT_READING) ? "reading the response" : "sending the request");
+        rp_http_conn_error(c, 504, "backend timed out");
+    } else {
+        c->flags |= RP_UP_EOF;
+        c->up_eof_what = what;
+        proxy_on_up_read(uc, c);           /* what arrived before the close counts */
+    }
+    rp_http_conn_unref(c);
+}
+
+/* Via for a response: the protocol we received it in (RFC 9110 §7.6.3). */
+static void
+proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
+{
+    static const char *const  skip[] = { "content-length", "via", NULL };
+    struct evbuffer          *out = bufferevent_get_output(c->bev);
+    int                       status = rp_msg_status(m);
+    int                       head = rp_msg_method(&c->req) == HTTP_HEAD;
+    int                       client11 = rp_msg_http_minor(&c->req) == 1;
+    const char               *reason = rp_msg_str(m, m->target), *cl;
+    size_t                    before = evbuffer_get_length(out), cllen;
+    char                      via[32];
+
+    if (m->target_len == 0) {
+        reason = llhttp_status_name((llhttp_status_t) status);
+        reason = reason ? reason : "";
+    }
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
+    rp_msg_write_fields(m, out, skip);
+    snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
+    write_list_field(out, m, "Via", 3, via, strlen(via));
+    if (final) {
+        if (head || status == 304 || status == 204) {
+            cl = rp_msg_header(m, "content-length", 14, &cllen);
+            if (cl != NULL && status != 204) {
+                evbuffer_add_printf(out, "Content-Length: %.*s\r\n", (int) cllen, cl);
+            }
+        } else if (m->parser.flags & F_CONTENT_LENGTH) {
+            evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+                                (unsigned long long) m->parser.content_length);
+        } else if (client11) {
+            c->flags |= RP_RESP_CHUNKED;
+            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        } else {
+            c->flags |= RP_RESP_TO_CLOSE;
+            c->flags &= ~RP_REQ_KEEPALIVE;
+        }
+        if (rp_worker_stopping(c->w)) {
+            c->flags &= ~RP_REQ_KEEPALIVE;
+        }
+        if (!(c->flags & RP_REQ_KEEPALIVE)) {
+            evbuffer_add(out, "Connection: close\r\n", 19);
+        } else if (!client11) {
+            evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+        }
+        c->status = status;
+        c->flags |= RP_REQ_HEAD_SENT;
+    }
+    evbuffer_add(out, "\r\n", 2);
+    c->bytes_out += evbuffer_get_length(out) - before;
+}
+
+static int
+resp_on_head(rp_msg_t *m)
+{
+    rp_upstream_conn_t  *uc = m->owner;
+    rp_http_conn_t      *c = uc->arg;
+    int                  status = rp_msg_status(m);
+
+    if (c == NULL) {
+        return -1;
+    }
+    if (status == 101) {
+        m->status = 502;
+        m->error = "101 Switching Protocols was not asked for";
+        return -1;
+    }
+    if (status < 200) {
+        if (rp_msg_http_minor(&c->req) == 1) {
+            proxy_write_response_head(c, m, 0);    /* 100, 103: relayed as they come */
+        }
+        return 0;
+    }
+    proxy_write_response_head(c, m, 1);
+    return rp_msg_method(&c->req) == HTTP_HEAD ? 1 : 0;
+}
+
+static int
+resp_on_body(rp_msg_t *m, const char *p, size_t n)
+{
+    rp_upstream_conn_t  *uc = m->owner;
+    rp_http_conn_t      *c = uc->arg;
+    struct evbuffer     *out = bufferevent_get_output(c->bev);
+    size_t               before = evbuffer_get_length(out);
+
+    if (c->flags & RP_RESP_CHUNKED) {
+        evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add(out, p, n);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, p, n);
+    }
+    c->bytes_out += evbuffer_get_length(out) - before;
+    if (evbuffer_get_length(out) > c->lc->high_watermark && !(c->flags & RP_RESP_BLOCKED)) {
+        /* back-pressure: stop reading the backend until the client drains */
+        c->flags |= RP_RESP_BLOCKED;
+        bufferevent_disable(uc->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, c->lc->high_watermark / 2, 0);
+    }
+    return 0;
+}
+
+static int
+resp_on_complete(rp_msg_t *m)
+{
+    rp_upstream_conn_t  *uc = m->owner;
+    rp_http_conn_t      *c = uc->arg;
+    struct evbuffer     *out = bufferevent_get_output(c->bev);
+    size_t               before = evbuffer_get_length(out);
+
+    if (rp_msg_status(m) < 200) {
+        rp_msg_reset(m);                   /* the final response follows */
+        return 1;
+    }
+    if (c->flags & RP_RESP_CHUNKED) {
+        evbuffer_add(out, "0\r\n", 3);
+        rp_msg_write_trailers(m, out);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    c->bytes_out += evbuffer_get_length(out) - before;
+    c->flags |= RP_RESP_DONE;
+    if (llhttp_should_keep_alive(&m->parser)) {
+        c->flags |= RP_UP_REUSABLE;
+    }
+    return 0;                              /* pause: bytes after it are not ours */
+}

@@ -1,0 +1,55 @@
+/* rp.c: allocation helpers and the clock. */
+#include "rp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void *
+rp_xalloc(size_t size)
+{
+    void  *p = calloc(1, size ? size : 1);
+
+    if (p == NULL) {
+        fprintf(stderr, "rproxy: out of memory allocating %zu bytes\n", size);
+        abort();
+    }
+    return p;
+}
+
+void *
+rp_xrealloc(void *p, size_t size)
+{
+    void  *n = realloc(p, size ? size : 1);
+
+    if (n == NULL) {
+        fprintf(stderr, "rproxy: out of memory reallocating %zu bytes\n", size);
+        abort();
+    }
+    return n;
+}
+
+char *
+rp_xstrndup(const char *s, size_t n)
+{
+    char  *d = rp_xalloc(n + 1);
+
+    memcpy(d, s, n);
+    return d;
+}
+
+char *
+rp_xstrdup(const char *s)
+{
+    return rp_xstrndup(s, strlen(s));
+}
+
+double
+rp_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}

@@ -1,0 +1,451 @@
+/* upstream.c: persistent backend connections and their life cycle
+ * (CONNECTING -> IDLE <-> ACTIVE, DOWN with backoff), balancer choice and the
+ * FIFO pending queues served the moment a connection turns IDLE. */
+#include "upstream.h"
+
+#include "log.h"
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UC_READ_HIGH_WATERMARK (64 * 1024)
+
+static void uc_connect(rp_upstream_conn_t *uc);
+static void uc_on_read(struct bufferevent *bev, void *arg);
+static void uc_on_write(struct bufferevent *bev, void *arg);
+static void uc_on_event(struct bufferevent *bev, short what, void *arg);
+
+/* The response parser's handler lives in proxy.c; a connection only owns it. */
+extern const rp_msg_handler_t rp_proxy_resp_handler;
+
+const char *
+rp_upstream_state_name(rp_uc_state_e s)
+{
+    static const char *const  names[] = { "CONNECTING", "IDLE", "ACTIVE", "DOWN" };
+
+    return names[s];
+}
+
+static void
+uc_set_state(rp_upstream_conn_t *uc, rp_uc_state_e s)
+{
+    rp_backend_t  *b = uc->b;
+
+    if (uc->state == s) {
+        return;
+    }
+    switch (uc->state) {
+    case RP_UC_IDLE:
+        TAILQ_REMOVE(&b->idle, uc, link);
+        b->nidle--;
+        break;
+    case RP_UC_ACTIVE:
+        b->nactive--;
+        break;
+    case RP_UC_DOWN:
+        b->ndown--;
+        break;
+    default:
+        break;
+    }
+    uc->state = s;
+    switch (s) {
+    case RP_UC_IDLE:
+        TAILQ_INSERT_HEAD(&b->idle, uc, link);
+        b->nidle++;
+        break;
+    case RP_UC_ACTIVE:
+        b->nactive++;
+        break;
+    case RP_UC_DOWN:
+        b->ndown++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+uc_free_socket(rp_upstream_conn_t *uc)
+{
+    if (uc->bev != NULL) {
+        bufferevent_free(uc->bev);
+        uc->bev = NULL;
+    }
+    uc->user = NULL;
+    uc->arg = NULL;
+    uc->served = 0;
+    uc->got_bytes = 0;
+    rp_msg_reset(&uc->resp);
+    llhttp_reset(&uc->resp.parser);
+}
+
+/* The oldest request waiting on any target this backend serves, or NULL. */
+static rp_pending_t *
+backend_oldest_pending(rp_backend_t *b)
+{
+    rp_pending_t  *best = NULL, *p;
+    unsigned       i;
+
+    for (i = 0; i < b->ntargets; i++) {
+        p = TAILQ_FIRST(&b->targets[i]->pending);
+        if (p != NULL && (best == NULL || p->seq < best->seq)) {
+            best = p;
+        }
+    }
+    return best;
+}
+
+/* A connection turned IDLE: it serves the oldest waiter first (O(targets),
+ * never a scan of the queue), otherwise waits in b->idle. */
+static void
+uc_became_idle(rp_upstream_conn_t *uc)
+{
+    rp_pending_t  *p;
+
+    uc->user = NULL;
+    uc->arg = NULL;
+    uc->got_bytes = 0;
+    bufferevent_set_timeouts(uc->bev, NULL, NULL);
+    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(uc->bev, EV_READ);
+    p = backend_oldest_pending(uc->b);
+    if (p == NULL) {
+        uc_set_state(uc, RP_UC_IDLE);
+        return;
+    }
+    rp_target_dequeue(p);
+    uc_set_state(uc, RP_UC_ACTIVE);
+    p->ready(p, uc);
+}
+
+/* Fails the waiters of every target of b that can no longer be served. */
+static void
+backend_fail_stranded(rp_backend_t *b)
+{
+    unsigned       i, j, up;
+    rp_target_t   *t;
+    rp_pending_t  *p;
+
+    for (i = 0; i < b->ntargets; i++) {
+        t = b->targets[i];
+        up = 0;
+        for (j = 0; j < t->nmembers; j++) {
+            up += t->members[j]->nconns - t->members[j]->ndown;
+        }
+        while (up == 0 && (p = TAILQ_FIRST(&t->pending)) != NULL) {
+            rp_target_dequeue(p);
+            p->fail(p, 502);
+        }
+    }
+}
+
+static void
+uc_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    uc_connect(arg);
+}
+
+/* Closes the socket and retries after a backoff with jitter, capped. */
+static void
+uc_down(rp_upstream_conn_t *uc, const char *why)
+{
+    rp_backend_t    *b = uc->b;
+    const double     jitter = 0.75 + 0.5 * ((double) random() / (double) RAND_MAX);
+    double           delay = uc->backoff * jitter;
+    struct timeval   tv;
+
+    if (uc->state != RP_UC_DOWN) {
+        rp_log_warn("backend %s (%s): connection down: %s; retry in %.2fs",
+                    b->conf->name, b->addr_text, why, delay);
+    }
+    uc_free_socket(uc);
+    uc_set_state(uc, RP_UC_DOWN);
+    uc->backoff *= 2;
+    if (uc->backoff > b->conf->retry_max) {
+        uc->backoff = b->conf->retry_max;
+    }
+    if (rp_worker_stopping(b->w)) {
+        backend_fail_stranded(b);
+        return;
+    }
+    tv.tv_sec = (time_t) delay;
+    tv.tv_usec = (suseconds_t) ((delay - (double) tv.tv_sec) * 1e6);
+    evtimer_add(uc->retry, &tv);
+    backend_fail_stranded(b);
+}
+
+static void
+uc_connect(rp_upstream_conn_t *uc)
+{
+    rp_backend_t    *b = uc->b;
+    struct timeval   tv;
+    double           t = b->conf->connect_timeout;
+
+    uc->bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (uc->bev == NULL) {
+        uc_down(uc, "bufferevent_socket_new() failed");
+        return;
+    }
+    bufferevent_setcb(uc->bev, uc_on_read, uc_on_write, uc_on_event, uc);
+    bufferevent_setwatermark(uc->bev, EV_READ, 0, UC_READ_HIGH_WATERMARK);
+    tv.tv_sec = (time_t) t;
+    tv.tv_usec = (suseconds_t) ((t - (double) tv.tv_sec) * 1e6);
+    bufferevent_set_timeouts(uc->bev, NULL, &tv);   /* a connect is a write */
+    uc_set_state(uc, RP_UC_CONNECTING);
+    if (bufferevent_socket_connect(uc->bev, (struct sockaddr *) &b->conf->addr,
+                                   (int) b->conf->addrlen) != 0) {
+        uc_down(uc, "connect() failed");
+    }
+}
+
+static void
+uc_on_connected(rp_upstream_conn_t *uc)
+{
+    evutil_socket_t          fd = bufferevent_getfd(uc->bev);
+    int                      one = 1;
+    struct sockaddr_storage  ss;
+    socklen_t                len = sizeof(ss);
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    uc->local_port = 0;
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
+        uc->local_port = ntohs(ss.ss_family == AF_INET6
+                                   ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                   : ((struct sockaddr_in *) &ss)->sin_port);
+    }
+    uc->backoff = uc->b->conf->retry;
+    uc->served = 0;
+    uc_became_idle(uc);
+}
+
+/* Replaces a socket the backend closed or can no longer use. */
+static void
+uc_reconnect(rp_upstream_conn_t *uc)
+{
+    uc_free_socket(uc);
+    if (rp_worker_stopping(uc->b->w)) {
+        uc_set_state(uc, RP_UC_DOWN);
+        return;
+    }
+    uc_connect(uc);
+}
+
+static void
+uc_on_read(struct bufferevent *bev, void *arg)
+{
+    rp_upstream_conn_t  *uc = arg;
+
+    if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
+        uc->user->on_read(uc, uc->arg);
+        return;
+    }
+    /* bytes nobody asked for: this socket's framing cannot be trusted */
+    rp_log_info("backend %s: unexpected %zu bytes on an idle connection; reconnecting",
+                uc->b->conf->name, evbuffer_get_length(bufferevent_get_input(bev)));
+    uc_set_state(uc, RP_UC_CONNECTING);
+    uc_reconnect(uc);
+}
+
+static void
+uc_on_write(struct bufferevent *bev, void *arg)
+{
+    rp_upstream_conn_t  *uc = arg;
+
+    if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
+        uc->user->on_drain(uc, uc->arg);
+    }
+}
+
+static void
+uc_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    rp_upstream_conn_t  *uc = arg;
+
+    switch (uc->state) {
+    case RP_UC_CONNECTING:
+        if (what & BEV_EVENT_CONNECTED) {
+            uc_on_connected(uc);
+        } else {
+            uc_down(uc, (what & BEV_EVENT_TIMEOUT) ? "connect timed out"
+                                                   : evutil_socket_error_to_string(
+                                                         EVUTIL_SOCKET_ERROR()));
+        }
+        break;
+    case RP_UC_IDLE:
+        /* the backend closed a kept connection: open a new one */
+        uc_set_state(uc, RP_UC_CONNECTING);
+        uc_reconnect(uc);
+        break;
+    case RP_UC_ACTIVE:
+        if (uc->user != NULL) {
+            uc->user->on_event(uc, uc->arg, what);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void
+rp_backend_init(rp_backend_t *b, rp_worker_t *w, struct event_base *base,
+                const rp_backend_conf_t *conf)
+{
+    unsigned             i;
+    rp_upstream_conn_t  *uc;
+
+    memset(b, 0, sizeof(*b));
+    b->conf = conf;
+    b->w = w;
+    b->base = base;
+    TAILQ_INIT(&b->idle);
+    snprintf(b->addr_text, sizeof(b->addr_text), "%s", conf->address);
+    if (!conf->enabled) {
+        return;
+    }
+    b->nconns = conf->connections;
+    b->conns = rp_xalloc(b->nconns * sizeof(rp_upstream_conn_t));
+    for (i = 0; i < b->nconns; i++) {
+        uc = &b->conns[i];
+        uc->b = b;
+        uc->state = RP_UC_DOWN;
+        b->ndown++;
+        uc->backoff = conf->retry;
+        uc->retry = evtimer_new(base, uc_on_retry, uc);
+        rp_msg_init(&uc->resp, HTTP_RESPONSE, &rp_proxy_resp_handler, uc);
+        uc_connect(uc);
+    }
+}
+
+void
+rp_backend_cleanup(rp_backend_t *b)
+{
+    unsigned  i;
+
+    for (i = 0; i < b->nconns; i++) {
+        if (b->conns[i].bev != NULL) {
+            bufferevent_free(b->conns[i].bev);
+        }
+        event_free(b->conns[i].retry);
+        rp_msg_cleanup(&b->conns[i].resp);
+    }
+    free(b->conns);
+    free(b->targets);
+    memset(b, 0, sizeof(*b));
+}
+
+void
+rp_target_init(rp_target_t *t, const char *name, rp_balance_e balance,
+               rp_backend_t **members, unsigned n, uint64_t *seq)
+{
+    unsigned  i;
+
+    memset(t, 0, sizeof(*t));
+    t->name = name;
+    t->balance = balance;
+    t->members = members;
+    t->nmembers = n;
+    t->seq = seq;
+    TAILQ_INIT(&t->pending);
+    for (i = 0; i < n; i++) {
+        rp_backend_t  *b = members[i];
+
+        b->targets = rp_xrealloc(b->targets, (b->ntargets + 1) * sizeof(rp_target_t *));
+        b->targets[b->ntargets++] = t;
+    }
+}
+
+void
+rp_target_cleanup(rp_target_t *t)
+{
+    free(t->members);
+    t->members = NULL;
+}
+
+int
+rp_target_acquire(rp_target_t *t, const rp_upstream_user_t *user, void *arg,
+                  rp_upstream_conn_t **out)
+{
+    rp_balancer_peer_t   peers[64];
+    rp_backend_t        *b;
+    rp_upstream_conn_t  *uc;
+    unsigned             i, n = t->nmembers < 64 ? t->nmembers : 64, up = 0;
+    int                  k;
+
+    for (i = 0; i < n; i++) {
+        b = t->members[i];
+        peers[i].idle = b->nidle;
+        peers[i].active = b->nactive;
+        peers[i].up = b->nconns - b->ndown;
+        peers[i].rtt = b->rtt;
+        up += peers[i].up;
+    }
+    /* waiters go first: a new request never overtakes the queue */
+    if (t->npending == 0 && (k = rp_balancer_pick(t->balance, peers, n, &t->bst)) >= 0) {
+        uc = TAILQ_FIRST(&t->members[k]->idle);
+        uc_set_state(uc, RP_UC_ACTIVE);
+        rp_upstream_bind(uc, user, arg);
+        *out = uc;
+        return RP_OK;
+    }
+    return up > 0 ? RP_AGAIN : RP_DECLINED;
+}
+
+void
+rp_target_enqueue(rp_target_t *t, rp_pending_t *p)
+{
+    p->t = t;
+    p->seq = (*t->seq)++;
+    TAILQ_INSERT_TAIL(&t->pending, p, link);
+    t->npending++;
+}
+
+void
+rp_target_dequeue(rp_pending_t *p)
+{
+    if (p->t == NULL) {
+        return;
+    }
+    TAILQ_REMOVE(&p->t->pending, p, link);
+    p->t->npending--;
+    p->t = NULL;
+}
+
+void
+rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *arg)
+{
+    uc->user = user;
+    uc->arg = arg;
+    uc->got_bytes = 0;
+    rp_msg_reset(&uc->resp);
+    rp_msg_resume(&uc->resp);
+}
+
+void
+rp_upstream_release(rp_upstream_conn_t *uc, int reusable)
+{
+    uc->user = NULL;
+    uc->arg = NULL;
+    if (reusable && !rp_worker_stopping(uc->b->w)
+        && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+        uc->served++;
+        rp_msg_reset(&uc->resp);
+        uc_became_idle(uc);
+        return;
+    }
+    uc_set_state(uc, RP_UC_CONNECTING);
+    uc_reconnect(uc);
+}
+
+void
+rp_upstream_rtt_sample(rp_upstream_conn_t *uc, double seconds)
+{
+    uc->b->rtt = rp_balancer_rtt_update(uc->b->rtt, seconds);
+}

@@ -1,0 +1,153 @@
+"""Backend faults: refused (502), silent (504 after the backend read_timeout),
+closing mid-response (client never sees a complete answer), closing idle
+keep-alive connections and `Connection: close` answers (requests keep working),
+and the one retry of a GET on a reused connection closed before any answer."""
+
+import threading
+import time
+
+from backends import free_port
+from httpclient import RawClient, curl, exchange, req
+from proxy import basic_lua
+
+ONE_CONN = "connections = 1, retry = 0.2, retry_max = 1"
+
+
+def test_refused_backend_502_quickly(backend, rproxy):
+    dead = "127.0.0.1:%d" % free_port()
+    p = rproxy(basic_lua({"dead": dead}, backend="connect_timeout = 2, retry = 0.2"))
+    for _ in range(2):
+        r = curl(p.url("/x"), timeout=15)
+        assert r.rc == 0 and r.status == 502, r
+        assert r.elapsed < 5, "502 took %.1fs" % r.elapsed
+
+
+def test_silent_backend_504_after_read_timeout(backend, rproxy):
+    be = backend("silent")
+    p = rproxy(basic_lua({"app1": be.address}, backend="read_timeout = 1"))
+    r = curl(p.url("/silent"), timeout=20)
+    assert r.rc == 0 and r.status == 504, r
+    assert r.elapsed < 1 + 5, "504 took %.1fs with read_timeout = 1" % r.elapsed
+    assert be.wait_requests(1)
+
+
+def test_backend_closes_mid_body_content_length(backend, rproxy):
+    be = backend("close_mid_body")
+    p = rproxy(basic_lua({"app1": be.address}))
+    r = curl(p.url("/mid"), timeout=15)
+    assert r.rc != 0, "curl saw a complete transfer: %r" % r
+    assert len(r.body) < 100000
+    c = RawClient(p.port)
+    c.send(req("GET", "/mid2"))
+    resp = c.read_response(timeout=10)
+    assert resp is None or not resp.complete or resp.status == 502, resp
+    c.close()
+
+
+def test_backend_closes_mid_body_chunked(backend, rproxy):
+    be = backend("close_mid_chunked")
+    p = rproxy(basic_lua({"app1": be.address}))
+    r = curl(p.url("/midc"), timeout=15)
+    assert r.rc != 0, "curl saw a complete transfer: %r" % r
+
+
+def _close_when_idle(conn, q):
+    """Answer, then close the connection 0.2 s later while it is idle."""
+    conn.echo(q)
+    time.sleep(0.2)
+    return False
+
+
+def test_backend_closes_idle_keepalive_connection(backend, rproxy):
+    be = backend(handler=_close_when_idle)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    c = RawClient(p.port)
+    for i in range(4):
+        c.send(req("GET", "/idle%d" % i))
+        r = c.read_response()
+        assert r is not None and r.status == 200, (i, r)
+        time.sleep(0.6)                      # the backend closed meanwhile
+    c.close()
+    assert be.paths() == ["/idle%d" % i for i in range(4)]
+
+
+def test_backend_connection_close_answers(backend, rproxy):
+    be = backend("connection_close")
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    c = RawClient(p.port)
+    for i in range(5):
+        c.send(req("GET", "/cc%d" % i))
+        r = c.read_response()
+        assert r is not None and r.status == 200, (i, r)
+        assert not c.eof, "the backend's Connection: close reached the client connection"
+    c.close()
+    for i in range(3):
+        r = curl(p.url("/later%d" % i))
+        assert r.rc == 0 and r.status == 200, r
+    assert len(be.requests) == 8
+
+
+def _drop_second_on_conn(conn, q):
+    """First request on a connection answered; any later one closed without answer."""
+    if q.index >= 1:
+        return False
+    return conn.echo(q)
+
+
+def test_get_retried_once_on_reused_connection(backend, rproxy):
+    be = backend(handler=_drop_second_on_conn)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    r = curl(p.url("/first"))
+    assert r.status == 200, r
+    r = curl(p.url("/second"), timeout=15)
+    assert r.rc == 0 and r.status == 200, \
+        "GET on a reused connection closed before any answer must be retried: %r" % r
+    seen = [h.target for h in be.heads]
+    assert seen.count("/second") == 2, seen
+
+
+def test_post_not_retried(backend, rproxy):
+    be = backend(handler=_drop_second_on_conn)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    r = curl(p.url("/first"))
+    assert r.status == 200, r
+    r = curl(p.url("/post"), "--data-binary", "payload", timeout=15)
+    assert r.rc == 0 and r.status == 502, r
+    seen = [h.target for h in be.heads]
+    assert seen.count("/post") == 1, "POST must not be replayed: %r" % seen
+
+
+def _always_drop(conn, q):
+    if q.path == "/drop":
+        return False
+    return conn.echo(q)
+
+
+def test_retry_happens_at_most_once(backend, rproxy):
+    be = backend(handler=_always_drop)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    assert curl(p.url("/warm")).status == 200
+    r = curl(p.url("/drop"), timeout=15)
+    assert r.rc == 0 and r.status == 502, r
+    seen = [h.target for h in be.heads]
+    assert 1 <= seen.count("/drop") <= 2, seen
+    assert curl(p.url("/after")).status == 200
+
+
+def test_requests_queue_while_backend_reconnects(backend, rproxy):
+    """Concurrent clients while the backend closes after every answer."""
+    be = backend("connection_close")
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    results = []
+
+    def one(i):
+        r, c = exchange(p.port, req("GET", "/q%d" % i), timeout=15)
+        c.close()
+        results.append(r.status if r else None)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert results == [200] * 8, results

@@ -1,0 +1,116 @@
+"""How backend responses are relayed: chunked, close-delimited (re-framed for a
+keep-alive client, closed for HTTP/1.0), 1xx interim answers, malformed heads
+(502) and broken chunking after the head went out (never a complete-looking answer)."""
+
+import pytest
+
+from backends import CHUNKED_BODY, CLOSE_DELIMITED_BODY
+from httpclient import RawClient, curl, req
+from proxy import basic_lua
+
+
+def start(backend, rproxy, mode):
+    be = backend(mode)
+    p = rproxy(basic_lua({"app1": be.address}))
+    return be, p
+
+
+def test_chunked_response_relayed(backend, rproxy):
+    be, p = start(backend, rproxy, "chunked")
+    r = curl(p.url("/c"))
+    assert r.rc == 0 and r.status == 200, r
+    assert r.body == CHUNKED_BODY
+    c = RawClient(p.port)
+    for i in range(2):                       # and the connection stays usable
+        c.send(req("GET", "/c%d" % i))
+        resp = c.read_response()
+        assert resp is not None and resp.status == 200 and resp.complete, resp
+        assert resp.body == CHUNKED_BODY
+    c.close()
+
+
+def test_close_delimited_to_http11_keepalive_client_is_chunked(backend, rproxy):
+    be, p = start(backend, rproxy, "close_delimited")
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/cd%d" % i))
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200, r
+        assert r.chunked, "close-delimited body not re-framed as chunked: %r" % r.headers
+        assert r.complete and r.body == CLOSE_DELIMITED_BODY, r
+        assert not c.eof, "keep-alive client connection closed"
+    c.close()
+    assert len(be.requests) == 2
+
+
+def test_close_delimited_to_http10_client_closes(backend, rproxy):
+    be, p = start(backend, rproxy, "close_delimited")
+    c = RawClient(p.port)
+    c.send(b"GET /cd HTTP/1.0\r\nHost: test.local\r\n\r\n")
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200, r
+    assert "chunked" not in r.tokens("transfer-encoding"), "chunked sent to HTTP/1.0: %r" % r.headers
+    assert r.complete and r.body == CLOSE_DELIMITED_BODY, r
+    assert c.eof or c.wait_closed(5)
+    c.close()
+
+
+def test_close_delimited_with_curl(backend, rproxy):
+    be, p = start(backend, rproxy, "close_delimited")
+    r = curl(p.url("/cd"))
+    assert r.rc == 0 and r.status == 200 and r.body == CLOSE_DELIMITED_BODY, r
+    r = curl(p.url("/cd"), "--http1.0")
+    assert r.rc == 0 and r.status == 200 and r.body == CLOSE_DELIMITED_BODY, r
+
+
+def test_interim_responses_relayed_before_final(backend, rproxy):
+    be, p = start(backend, rproxy, "interim")
+    c = RawClient(p.port)
+    c.send(req("GET", "/early"))
+    r = c.read_response()
+    assert r is not None and r.status == 200 and r.complete, r
+    codes = [i.status for i in r.interim]
+    assert 103 in codes, "103 Early Hints not relayed (interim seen: %r)" % codes
+    hints = [i for i in r.interim if i.status == 103][0]
+    assert hints.header("Link") == "</style.css>; rel=preload"
+    assert codes == [100, 103], "1xx must be relayed in order: %r" % codes
+    # the connection is still in step: the next request gets its own answer
+    c.send(req("GET", "/next"))
+    r2 = c.read_response()
+    assert r2 is not None and r2.status == 200 and b'"/next"' in r2.body, r2
+    c.close()
+
+
+def test_no_interim_responses_to_http10_client(backend, rproxy):
+    """RFC 9110 15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client."""
+    be, p = start(backend, rproxy, "interim")
+    c = RawClient(p.port)
+    c.send(b"GET /early HTTP/1.0\r\nHost: test.local\r\n\r\n")
+    r = c.read_interim_or_final()
+    assert r is not None and r.status == 200, "HTTP/1.0 client got %r first" % r
+    c.close()
+
+
+@pytest.mark.parametrize("mode", ["bad_status", "dup_cl", "nonnum_cl"])
+def test_malformed_response_head_is_502(backend, rproxy, mode):
+    be, p = start(backend, rproxy, mode)
+    r = curl(p.url("/bad"), timeout=15)
+    assert r.rc == 0 and r.status == 502, "backend mode %s: %r" % (mode, r)
+    # the proxy recovers: the next request gets its 502 too, not a hang
+    r = curl(p.url("/bad2"), timeout=15)
+    assert r.status == 502, r
+
+
+def test_broken_chunking_after_head_is_not_complete(backend, rproxy):
+    be, p = start(backend, rproxy, "bad_chunk")
+    r = curl(p.url("/bc"), timeout=15)
+    assert r.rc != 0, "curl saw a complete response (status %s, body %r) although the backend's " \
+                      "chunking broke" % (r.status, r.body[:100])
+    c = RawClient(p.port)
+    c.send(req("GET", "/bc2"))
+    resp = c.read_response(timeout=10)
+    assert resp is None or not resp.complete or resp.status == 502, \
+        "complete-looking response relayed: %r" % resp
+    if resp is not None and resp.status != 502:
+        assert c.wait_closed(5), "client connection not closed after broken upstream chunking"
+    c.close()

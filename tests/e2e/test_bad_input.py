@@ -1,0 +1,162 @@
+"""Bad input: the proxy answers 400 (or the listed code) and closes, and the
+backend receives nothing (its byte count stays 0). Then request smuggling: what
+the backend parses must be exactly what the proxy parsed."""
+
+import time
+
+import pytest
+
+from httpclient import RawClient, req
+from proxy import basic_lua
+
+LIMITS = 'max_request_line = 1024, max_header_size = "4k", max_headers = 20'
+
+# (id, bytes, acceptable statuses)
+HEAD_CASES = [
+    ("missing_host_http11", b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", (400,)),
+    ("two_hosts", b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", (400,)),
+    ("host_with_space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", (400,)),
+    ("host_with_slash", b"GET / HTTP/1.1\r\nHost: a.test/x\r\n\r\n", (400,)),
+    ("te_on_http10", b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n0\r\n\r\n", (400,)),
+    ("cl_and_te", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", (400,)),
+    ("te_and_cl", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n", (400,)),
+    ("duplicate_cl_differing", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                               b"Content-Length: 6\r\n\r\nhello!", (400,)),
+    ("non_numeric_cl", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello", (400,)),
+    ("negative_cl", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\nhello", (400,)),
+    ("chunked_not_last", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                         b"5\r\nhello\r\n0\r\n\r\n", (400, 501)),
+    ("unknown_te", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+                   b"5\r\nhello\r\n0\r\n\r\n", (400, 501)),
+    ("bare_lf_in_head", b"GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", (400,)),
+    ("nul_in_header", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", (400,)),
+    ("obs_fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n", (400,)),
+    ("space_before_colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", (400,)),
+    ("bad_method_token", b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", (400, 501)),
+    ("bad_version", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", (400, 505)),
+    ("garbage_version", b"GET / HTTX/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("request_line_too_long",
+     b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", (414,)),
+    ("headers_too_big",
+     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1000)
+                                                 for i in range(6)) + b"\r\n", (431,)),
+    ("too_many_headers",
+     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H-%d: v\r\n" % i
+                                                 for i in range(30)) + b"\r\n", (431,)),
+]
+
+
+@pytest.fixture
+def setup(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen=LIMITS))
+    return be, p
+
+
+def rejected(p, data, statuses):
+    c = RawClient(p.port)
+    c.send(data)
+    try:
+        r = c.read_response(timeout=10)
+    except OSError as e:
+        pytest.fail("no answer to bad input %r: %r" % (data[:80], e))
+    assert r is not None, "connection closed without an answer to %r" % data[:80]
+    assert r.status in statuses, "got %d %s for %r" % (r.status, r.reason, data[:80])
+    assert c.wait_closed(5), "connection left open after %d" % r.status
+    c.close()
+    return r
+
+
+@pytest.mark.parametrize("data,statuses", [(c[1], c[2]) for c in HEAD_CASES],
+                         ids=[c[0] for c in HEAD_CASES])
+def test_bad_head_rejected(setup, data, statuses):
+    be, p = setup
+    rejected(p, data, statuses)
+    time.sleep(0.2)
+    assert be.bytes_received == 0, "backend received %r" % [bytes(c.raw[:300]) for c in be.conns]
+
+
+def test_bad_chunk_size_rejected(setup):
+    be, p = setup
+    data = (b"POST /bc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\nhello\r\n0\r\n\r\n")
+    rejected(p, data, (400,))
+    time.sleep(0.2)
+    assert be.requests == [], "backend got a complete request: %r" % be.requests
+
+
+def test_good_request_after_rejections_still_served(setup):
+    """The limits are not too tight: a normal request with a few headers passes."""
+    be, p = setup
+    c = RawClient(p.port)
+    c.send(req("GET", "/" + "a" * 900, headers=[("X-H-%d" % i, "v" * 100) for i in range(15)]))
+    r = c.read_response()
+    assert r is not None and r.status == 200, r
+    c.close()
+
+
+# ---- request smuggling ------------------------------------------------------------
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_smuggling_cl_te(setup):
+    be, p = setup
+    data = (b"POST /front HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % (5 + len(SMUGGLED))) + SMUGGLED
+    rejected(p, data, (400,))
+    time.sleep(0.3)
+    assert be.bytes_received == 0
+    assert all(h.path != "/smuggled" for h in be.heads)
+
+
+def test_smuggling_te_cl(setup):
+    be, p = setup
+    data = (b"POST /front HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: 4\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED))
+    rejected(p, data, (400,))
+    time.sleep(0.3)
+    assert all(h.path != "/smuggled" for h in be.heads)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_request_inside_body_stays_body(setup, framing):
+    """A body that is itself a request: the backend sees one request whose body
+    is those bytes, never a second request; the client gets one answer."""
+    be, p = setup
+    inner = SMUGGLED + b"GET /smuggled2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    if framing == "chunked":
+        data = req("POST", "/outer", headers=[("Transfer-Encoding", "chunked")],
+                   body=b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner))
+    else:
+        data = req("POST", "/outer", body=inner)
+    c = RawClient(p.port)
+    c.send(data)
+    r = c.read_response()
+    assert r is not None and r.status == 200, r
+    time.sleep(0.5)
+    assert not c.buf, "a second response came back: %r" % bytes(c.buf[:200])
+    c.close()
+    time.sleep(0.2)
+    assert [h.path for h in be.heads] == ["/outer"], "backend saw %r" % be.heads
+    assert be.requests[0].body == inner
+
+
+def test_content_length_framing_respected_when_pipelined(setup):
+    """'Content-Length: 5' then more bytes: the extra bytes are the client's next
+    request (pipelining), so the backend must see exactly the two requests the
+    proxy answered, the first with exactly 5 bytes of body."""
+    be, p = setup
+    data = (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + SMUGGLED)
+    c = RawClient(p.port)
+    c.send(data)
+    r1 = c.read_response()
+    r2 = c.read_response()
+    assert r1 is not None and r1.status == 200 and b'"/a"' in r1.body, r1
+    assert r2 is not None and r2.status == 200 and b'"/smuggled"' in r2.body, r2
+    c.close()
+    assert [q.target for q in be.requests] == ["/a", "/smuggled"]
+    assert be.requests[0].body == b"hello" and be.requests[1].body == b""

@@ -1,0 +1,129 @@
+"""Head re-serialisation, checked on the bytes the backend recorded and on what
+the client got: hop-by-hop fields removed both ways (RFC 9110 7.6.1), Host
+kept, Via added (7.6.3), X-Forwarded-For / X-Forwarded-Proto / X-Real-IP."""
+
+import re
+
+from httpclient import RawClient, exchange, req
+from proxy import basic_lua
+
+HOP_REQUEST = [
+    ("Host", "h.test"),
+    ("Connection", "keep-alive, X-Drop-Me"),
+    ("X-Drop-Me", "1"),
+    ("Keep-Alive", "timeout=5"),
+    ("TE", "trailers"),
+    ("Upgrade", "websocket"),
+    ("Proxy-Connection", "keep-alive"),
+    ("X-Keep", "yes"),
+    ("User-Agent", "semantics-test"),
+]
+
+
+def one_request(backend, rproxy, headers, listen="", handler=None, path="/h"):
+    be = backend(handler=handler) if handler else backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen=listen))
+    c = RawClient(p.port)
+    c.send(req("GET", path, host=None, headers=headers))
+    r = c.read_response()
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.wait_requests(1)
+    return be.requests[0], r
+
+
+def test_request_hop_by_hop_removed(backend, rproxy):
+    got, _ = one_request(backend, rproxy, HOP_REQUEST)
+    names = [k.lower() for k, _ in got.headers]
+    for h in ("x-drop-me", "keep-alive", "te", "upgrade", "proxy-connection"):
+        assert h not in names, "hop-by-hop %r reached the backend:\n%s" % (h, got.head.decode())
+    assert "x-drop-me" not in got.tokens("connection"), got.head
+    assert got.header("X-Keep") == "yes"
+    assert got.header_all("Host") == ["h.test"], "Host must be kept as sent"
+    assert got.version == "HTTP/1.1"
+
+
+def test_request_via_added(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("Via", "1.0 fred")])
+    via = [v.strip() for line in got.header_all("Via") for v in line.split(",")]
+    assert len(via) >= 2 and via[0] == "1.0 fred", "client's Via lost: %r" % via
+    assert re.match(r"^(HTTP/)?1\.1 \S+", via[-1]), "no '1.1 <name>' Via entry: %r" % via
+
+
+def test_request_via_added_without_client_via(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test")])
+    via = got.header_all("Via")
+    assert len(via) == 1 and re.match(r"^(HTTP/)?1\.1 \S+", via[0]), via
+
+
+def test_x_forwarded_for_appended_as_one_line(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("X-Forwarded-For", "1.2.3.4")])
+    assert got.header_all("X-Forwarded-For") == ["1.2.3.4, 127.0.0.1"], got.head.decode()
+
+
+def test_x_forwarded_for_two_client_lines_merged(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("X-Forwarded-For", "1.1.1.1"),
+                                           ("X-Forwarded-For", "2.2.2.2")])
+    assert got.header_all("X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 127.0.0.1"], got.head.decode()
+
+
+def test_x_forwarded_for_added(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test")])
+    assert got.header_all("X-Forwarded-For") == ["127.0.0.1"], got.head.decode()
+
+
+def test_x_forwarded_proto_and_real_ip(backend, rproxy):
+    xh = 'x_headers = { "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP" }'
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("X-Real-IP", "6.6.6.6"),
+                                           ("X-Forwarded-Proto", "https")], listen=xh)
+    assert got.header_all("X-Real-IP") == ["127.0.0.1"], \
+        "X-Real-IP must be the proxy's view, not the client's: %r" % got.header_all("X-Real-IP")
+    assert got.header_all("X-Forwarded-Proto") == ["http"], got.header_all("X-Forwarded-Proto")
+    assert got.header_all("X-Forwarded-For") == ["127.0.0.1"]
+
+
+def test_x_headers_only_when_configured(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test")],
+                         listen='x_headers = { "X-Forwarded-For" }')
+    assert got.header("X-Real-IP") is None and got.header("X-Forwarded-Proto") is None, got.head
+
+
+def _hop_response(conn, q):
+    body = b"response body"
+    conn.send(b"HTTP/1.1 200 OK\r\n"
+              b"Connection: keep-alive, X-Internal\r\n"
+              b"X-Internal: secret\r\n"
+              b"Keep-Alive: timeout=5, max=77\r\n"
+              b"Proxy-Connection: keep-alive\r\n"
+              b"Set-Cookie: a=1; Path=/\r\n"
+              b"Set-Cookie: b=2; Path=/\r\n"
+              b"X-Backend-Header: kept\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return True
+
+
+def test_response_hop_by_hop_removed_and_via_added(backend, rproxy):
+    _, r = one_request(backend, rproxy, [("Host", "h.test")], handler=_hop_response)
+    names = [k.lower() for k, _ in r.headers]
+    assert "x-internal" not in names, r.head.decode()
+    assert "proxy-connection" not in names, r.head.decode()
+    assert "timeout=5, max=77" not in r.header_all("Keep-Alive"), r.head.decode()
+    assert "x-internal" not in r.tokens("connection"), r.head.decode()
+    assert r.header("X-Backend-Header") == "kept"
+    assert r.header_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"], \
+        "Set-Cookie lines must stay separate: %r" % r.header_all("Set-Cookie")
+    via = r.header_all("Via")
+    assert via and re.search(r"(HTTP/)?1\.1 \S+", via[-1]), "no Via on the response: %r" % via
+    assert r.body == b"response body"
+
+
+def test_request_line_and_unknown_method_forwarded(backend, rproxy):
+    """Methods llhttp knows but that are unusual, and an encoded path, go through as sent."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    for method, path in [("OPTIONS", "/o"), ("PATCH", "/pa%20th?q=%2F"), ("DELETE", "/d")]:
+        r, c = exchange(p.port, req(method, path, body=b"x" if method == "PATCH" else b""))
+        c.close()
+        assert r is not None and r.status == 200, (method, r)
+    assert [(q.method, q.target) for q in be.requests] == \
+        [("OPTIONS", "/o"), ("PATCH", "/pa%20th?q=%2F"), ("DELETE", "/d")]

@@ -1,0 +1,105 @@
+"""The process: graceful stop on SIGTERM (an in-flight request completes, exit 0),
+SIGINT, SIGUSR1 reopening the access log, the pidfile, worker threads."""
+
+import os
+import signal
+import threading
+import time
+
+from httpclient import exchange, req
+from proxy import basic_lua
+
+
+def _slow(conn, q):
+    if q.path == "/slow":
+        time.sleep(2)
+    return conn.echo(q)
+
+
+def test_sigterm_lets_inflight_request_finish(backend, rproxy):
+    be = backend(handler=_slow)
+    p = rproxy(basic_lua({"app1": be.address}))     # grace = 3
+    out = {}
+
+    def run():
+        try:
+            r, c = exchange(p.port, req("GET", "/slow"), timeout=20)
+            out["r"] = r
+            c.close()
+        except OSError as e:
+            out["err"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert be.wait_heads(1, timeout=5)
+    p.signal(signal.SIGTERM)
+    t.join(20)
+    r = out.get("r")
+    assert r is not None and r.status == 200 and r.complete, \
+        "in-flight request during SIGTERM: %r" % (out,)
+    assert b'"/slow"' in r.body
+    rc = p.wait_exit(3 + 5)
+    assert rc is not None, "rproxy still running 8 s after SIGTERM (grace = 3)"
+    assert rc == 0, "exit code %s after SIGTERM" % rc
+
+
+def test_sigterm_idle_exits_zero(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, threads=2))
+    r, c = exchange(p.port, req("GET", "/x"))
+    assert r.status == 200
+    c.close()
+    p.signal(signal.SIGTERM)
+    assert p.wait_exit(3 + 5) == 0
+
+
+def test_sigint_exits_zero(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    p.signal(signal.SIGINT)
+    assert p.wait_exit(3 + 5) == 0
+
+
+def test_sigusr1_reopens_access_log(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    r, c = exchange(p.port, req("GET", "/one"))
+    assert r.status == 200
+    c.close()
+    assert p.wait_access_lines(1), "no access-log line for the first request"
+    old = str(p.access_log) + ".1"
+    os.rename(p.access_log, old)
+    p.signal(signal.SIGUSR1)
+    end = time.monotonic() + 5
+    while not p.access_log.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert p.access_log.exists(), "SIGUSR1 did not reopen (create) the access log"
+    r, c = exchange(p.port, req("GET", "/two"))
+    assert r.status == 200
+    c.close()
+    if not p.wait_access_lines(1):
+        p.stop()
+    new_lines = p.access_lines()
+    old_lines = p.access_lines(old)
+    assert len(old_lines) == 1 and b"/one" in old_lines[0], old_lines
+    assert len(new_lines) == 1 and b"/two" in new_lines[0], new_lines
+    assert p.alive() or p.returncode == 0
+
+
+def test_pidfile_written(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    assert p.pidfile.exists(), "no pidfile at %s" % p.pidfile
+    assert p.pidfile.read_text().strip() == str(p.pid)
+
+
+def test_worker_threads(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, threads=2))
+    tasks = os.listdir("/proc/%d/task" % p.pid)
+    assert len(tasks) >= 3, "threads = 2 but only %d threads" % len(tasks)
+    # both workers serve: many connections all succeed
+    for i in range(20):
+        r, c = exchange(p.port, req("GET", "/t%d" % i))
+        c.close()
+        assert r.status == 200

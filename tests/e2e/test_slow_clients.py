@@ -1,0 +1,102 @@
+"""Slow clients: a stalled head, a stalled upload and a client that stops reading
+are cut at the listener's timeouts, and none of them holds the only backend
+connection while it stalls (or after it is cut)."""
+
+import socket
+import time
+
+from backends import big_download
+from httpclient import RawClient, exchange, req
+from proxy import basic_lua
+
+
+def test_half_head_does_not_take_backend_connection(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1",
+                         listen="read_timeout = 2"))
+    assert be.wait_connections(1)
+    staller = RawClient(p.port)
+    staller.send(b"GET /stall HTTP/1.1\r\nHost: test.local\r\nX-Half: ")
+    t0 = time.monotonic()
+    time.sleep(0.2)
+    r, c = exchange(p.port, req("GET", "/other"), timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert staller.is_open(), "staller cut before its read_timeout"
+    assert time.monotonic() - t0 < 2, \
+        "the other client waited %.1fs: the stalled head held the backend connection" % (
+            time.monotonic() - t0)
+    assert staller.wait_closed(2 + 5), "stalled head not cut at read_timeout (2 s)"
+    staller.close()
+    assert "/stall" not in [h.target for h in be.heads]
+
+
+def test_half_head_cut_at_read_timeout(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1"))
+    for data in (b"GET /stall HTTP/1.1\r\nHost: te", b"GET /sta"):
+        c = RawClient(p.port)
+        c.send(data)
+        t0 = time.monotonic()
+        assert c.wait_closed(1 + 5), "stalled head %r not cut after 6 s" % data
+        assert time.monotonic() - t0 > 0.5, "cut long before read_timeout"
+        c.close()
+    assert be.bytes_received == 0
+
+
+def test_idle_before_first_byte_cut(backend, rproxy):
+    """A connection that never sends anything is closed too."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address},
+                         listen="read_timeout = 1, keepalive_timeout = 1"))
+    c = RawClient(p.port)
+    assert c.wait_closed(1 + 5), "silent client connection kept open"
+    c.close()
+
+
+def test_stalled_upload_cut_and_backend_freed(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1",
+                         backend="connections = 1, read_timeout = 30, retry = 0.2"))
+    assert be.wait_connections(1)
+    c = RawClient(p.port)
+    c.send(req("POST", "/upload", headers=[("Content-Length", "100000")]) + b"u" * 1000)
+    assert c.wait_closed(1 + 5), "stalled upload not cut at read_timeout (1 s)"
+    resp = bytes(c.buf)
+    c.close()
+    assert resp == b"" or resp.startswith(b"HTTP/1.1 408") or resp.startswith(b"HTTP/1.1 400"), resp
+    assert all(q.path != "/upload" for q in be.requests), "backend saw a complete upload"
+    r, c2 = exchange(p.port, req("GET", "/after"), timeout=15)
+    c2.close()
+    assert r is not None and r.status == 200, "backend connection not freed: %r" % r
+    assert be.requests[-1].target == "/after"
+
+
+def test_client_not_reading_cut_at_write_timeout(backend, rproxy):
+    size = 64 << 20
+    be = backend(handler=big_download(size))
+    p = rproxy(basic_lua({"app1": be.address}, listen="write_timeout = 1",
+                         backend="connections = 1, retry = 0.2"))
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    time.sleep(1 + 4)                    # not reading: the proxy gives up meanwhile
+    got = 0
+    s.settimeout(5)
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("connection still open, %d bytes read" % got)
+    finally:
+        s.close()
+    assert got < size, "the whole %d bytes arrived: no write_timeout" % size
+    r, c = exchange(p.port, b"HEAD /after HTTP/1.1\r\nHost: test.local\r\n\r\n",
+                    method="HEAD", timeout=15)
+    c.close()
+    assert r is not None and r.status == 200, "backend connection not freed: %r" % r
