@@ -366,6 +366,9 @@ msg_on_body(llhttp_t *p, const char *at, size_t n)
 {
     rp_msg_t  *m = msg_of(p);
 
+    if (n == 0) {
+        return 0;                        /* llhttp flushes empty spans at a feed's end */
+    }
     m->body_bytes += n;
     if (m->h->on_body(m, at, n) != 0) {
         return HPE_USER;

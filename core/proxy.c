@@ -577,10 +577,12 @@ resp_on_head(rp_msg_t *m)
         if (rp_msg_http_minor(&c->req) == 1) {
             proxy_write_response_head(c, m, 0);    /* 100, 103: relayed as they come */
         }
-        return 0;
+        return 1;
     }
     proxy_write_response_head(c, m, 1);
-    return rp_msg_method(&c->req) == HTTP_HEAD ? 1 : 0;
+    /* no body, whatever Content-Length says (RFC 9110 §6.4.1); llhttp would
+     * otherwise wait for a 304's Content-Length bytes */
+    return (rp_msg_method(&c->req) == HTTP_HEAD || status == 204 || status == 304) ? 1 : 0;
 }
 
 static int

@@ -31,9 +31,9 @@
  * declared after it. */
 typedef struct {
     char      *file;        /* owned: the chunk name, as Lua prints it      */
-    int        line;
+    int        line;        /* where the declaration's call starts          */
     char     **names;       /* owned: pool members, or route targets         */
-    unsigned   nnames;
+    unsigned   nnames;      /* a pool's nmembers, or a vhost's nroutes       */
 } config_decl_t;
 
 /* One load. Everything a declaration allocates hangs from conf or from here
@@ -52,13 +52,13 @@ typedef struct {
     int             closed;      /* the file has run: declarations are refused  */
     int             failed;      /* err holds the first error                   */
     char           *err;         /* borrowed: the caller's buffer               */
-    size_t          errlen;
+    size_t          errlen;      /* 0: the caller wants no message              */
 } config_ctx_t;
 
 /* An options table being read, and how to name it in messages. */
 typedef struct {
-    lua_State     *L;
-    config_ctx_t  *ctx;
+    lua_State     *L;             /* the state running the declaration          */
+    config_ctx_t  *ctx;           /* borrowed: the load                         */
     int            t;             /* absolute stack index of the table          */
     const char    *where;         /* borrowed: "backend 'app1'"                 */
     char           prefix[64];    /* key path inside the declaration: "log."    */
@@ -232,7 +232,7 @@ opts_check_keys(config_opts_t *o, const char *const keys[], int array_ok)
 
     lua_pushnil(L);
     while (lua_next(L, o->t)) {
-        lua_pop(L, 1);                                    /* key */
+        lua_pop(L, 1);                  /* the value; lua_next needs the key */
         if (lua_type(L, -1) == LUA_TSTRING) {
             key = lua_tostring(L, -1);
             if (config_known(keys, key)) {

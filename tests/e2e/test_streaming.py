@@ -124,6 +124,7 @@ def test_big_upload_to_slow_backend(backend, rproxy):
     got = json.loads(r[0].body)
     assert got["len"] == BIG, "backend received %d of %d bytes" % (got["len"], BIG)
     assert got["crc"] == crc, "upload corrupted on the way (CRC mismatch)"
+    print("rss base %d KiB, growth %.1f MiB" % (rss.base, rss.growth_mib()))
     assert rss.growth_mib() < RSS_LIMIT_MIB, \
         "proxy RSS grew by %.1f MiB during a %d MiB upload (base %d KiB)" % (
             rss.growth_mib(), BIG_MB, rss.base)
@@ -175,6 +176,7 @@ def test_big_download_to_slow_client(backend, rproxy):
     for b in pattern_blocks(BIG):
         want = zlib.crc32(b, want)
     assert crc == want, "download corrupted on the way (CRC mismatch)"
+    print("rss base %d KiB, growth %.1f MiB" % (rss.base, rss.growth_mib()))
     assert rss.growth_mib() < RSS_LIMIT_MIB, \
         "proxy RSS grew by %.1f MiB during a %d MiB download (base %d KiB)" % (
             rss.growth_mib(), BIG_MB, rss.base)
