@@ -267,12 +267,11 @@ rp_worker_conn_removed(rp_worker_t *w, rp_http_conn_t *c)
 rp_access_log_t *
 rp_worker_access_log(rp_worker_t *w, const rp_listener_t *l, const rp_vhost_conf_t *v)
 {
-    rp_access_log_t  *log;
-
-    if (v != NULL && (log = rp_server_vhost_log(w->srv, (unsigned) (v - w->conf->vhosts))) != NULL) {
-        return log;
+    /* the most specific declaration wins, "off" included */
+    if (v != NULL && v->access_log.output != NULL) {
+        return rp_server_vhost_log(w->srv, (unsigned) (v - w->conf->vhosts));
     }
-    if (l != NULL && l->log != NULL) {
+    if (l != NULL && l->conf->access_log.output != NULL) {
         return l->log;
     }
     return rp_server_global_log(w->srv);
