@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -214,7 +213,6 @@ rp_server_run(rp_config_t *conf)
     memset(&srv, 0, sizeof(srv));
     srv.conf = conf;
     signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
     server_raise_nofile(conf);
     if (server_open_logs(&srv) != RP_OK || (srv.base = event_base_new()) == NULL) {
         server_cleanup(&srv);

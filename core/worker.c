@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 static void
@@ -116,8 +117,9 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
     rp_worker_t     *w = arg;
     rp_http_conn_t  *c, *next;
     struct timeval   tv;
+    uint64_t         n;
 
-    if (w->stopping) {
+    if (read(w->stop_fd, &n, sizeof(n)) < 0 || w->stopping) {
         return;
     }
     w->stopping = 1;
@@ -132,6 +134,24 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
     worker_maybe_exit(w);
 }
 
+/* A base only this thread touches: no locks (nothing crosses threads but
+ * the stop eventfd), and epoll changes batched per loop iteration. */
+static struct event_base *
+worker_base_new(void)
+{
+    struct event_config  *cfg = event_config_new();
+    struct event_base    *base;
+
+    if (cfg == NULL) {
+        return NULL;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 rp_worker_t *
 rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
 {
@@ -144,11 +164,17 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
     w->conf = conf;
     rp_config_ref(conf);
     TAILQ_INIT(&w->conns);
-    if ((w->base = event_base_new()) == NULL) {
+    if ((w->base = worker_base_new()) == NULL) {
         rp_log_error("worker %u: event_base_new() failed", id);
         goto fail;
     }
-    w->stop_ev = event_new(w->base, -1, 0, worker_on_stop, w);
+    if ((w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        rp_log_error("worker %u: eventfd() failed", id);
+        event_base_free(w->base);
+        goto fail;
+    }
+    w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, worker_on_stop, w);
+    event_add(w->stop_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
     w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t));
     for (i = 0; i < conf->nlisteners; i++) {
@@ -172,6 +198,7 @@ fail_listeners:
     worker_close_listeners(w);
     free(w->listeners);
     event_free(w->stop_ev);
+    close(w->stop_fd);
     event_free(w->grace_ev);
     event_base_free(w->base);
 fail:
@@ -205,7 +232,12 @@ rp_worker_start(rp_worker_t *w)
 void
 rp_worker_stop(rp_worker_t *w)
 {
-    event_active(w->stop_ev, EV_READ, 0);
+    uint64_t  one = 1;
+
+    /* the worker's base has no locks: cross the thread boundary by a file */
+    if (write(w->stop_fd, &one, sizeof(one)) < 0) {
+        rp_log_error("worker %u: cannot signal the stop: eventfd write failed", w->id);
+    }
 }
 
 void
@@ -231,6 +263,7 @@ rp_worker_free(rp_worker_t *w)
     worker_free_targets(w);
     free(w->listeners);
     event_free(w->stop_ev);
+    close(w->stop_fd);
     event_free(w->grace_ev);
     event_base_free(w->base);
     rp_config_unref(w->conf);

@@ -35,7 +35,8 @@ struct rp_worker_s {
     uint64_t                   pending_seq;
     TAILQ_HEAD(, rp_http_conn_s) conns;    /* client connections (owned by themselves) */
     unsigned                   nconns;
-    struct event              *stop_ev;    /* owned: main thread asks a graceful stop  */
+    int                        stop_fd;    /* owned eventfd: the main thread asks a stop */
+    struct event              *stop_ev;    /* owned: reads stop_fd                      */
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     int                        stopping;
 };
