@@ -110,8 +110,17 @@ config_free(rp_config_t *conf)
     for (i = 0; i < conf->npools; i++) {
         free(conf->pools[i].name);
         free(conf->pools[i].members);
+        free(conf->pools[i].balancer);
     }
     free(conf->pools);
+    for (i = 0; i < conf->ndicts; i++) {
+        free(conf->dicts[i].name);
+    }
+    free(conf->dicts);
+    for (i = 0; i < conf->nbalancers; i++) {
+        free(conf->balancers[i]);
+    }
+    free(conf->balancers);
     for (i = 0; i < conf->nlisteners; i++) {
         free(conf->listeners[i].address);
         config_access_log_free(&conf->listeners[i].access_log);

@@ -105,6 +105,7 @@ rp_msg_reset(rp_msg_t *m)
     m->status = 0;
     m->error = NULL;
     m->body_bytes = 0;
+    m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = 0;
 }
 
 /* Appends head bytes, within the head budget (431 past it). */
@@ -250,7 +251,7 @@ msg_on_value(llhttp_t *p, const char *at, size_t n)
 static int
 name_is(const rp_msg_t *m, const rp_hdr_t *f, const char *name, size_t nlen)
 {
-    return f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0;
+    return nlen > 0 && f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0;
 }
 
 /* Does the comma-separated list v contain token t (case-insensitive)? */
@@ -391,6 +392,37 @@ msg_on_message_complete(llhttp_t *p)
     return rc == 1 ? 0 : HPE_PAUSED;
 }
 
+/* RFC 9112 §2.2 lets a recipient accept a bare LF as a line end; llhttp 8
+ * does after the start line and as the empty line. A proxy must not: two
+ * parsers disagreeing on where a head ends is how requests are smuggled. So
+ * every head byte is checked here, up to the first empty line. */
+static int
+msg_scan_head(rp_msg_t *m, const char *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n && !m->scan_done; i++) {
+        if (p[i] == '\n') {
+            if (!m->scan_cr) {
+                m->status = 400;
+                m->error = "bare LF in the head";
+                return RP_ERROR;
+            }
+            m->scan_cr = 0;
+            if (m->scan_started && ++m->scan_crlfs == 2) {
+                m->scan_done = 1;
+            }
+        } else if (p[i] == '\r') {
+            m->scan_cr = 1;
+        } else {
+            m->scan_cr = 0;
+            m->scan_crlfs = 0;
+            m->scan_started = 1;
+        }
+    }
+    return RP_OK;
+}
+
 ssize_t
 rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
 {
@@ -398,6 +430,9 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
 
     if (llhttp_get_errno(&m->parser) == HPE_PAUSED) {
         return 0;
+    }
+    if (m->stage == RP_MSG_HEAD && !m->scan_done && msg_scan_head(m, p, n) != RP_OK) {
+        return -1;
     }
     m->feed_start = p;
     m->feed_end = p + n;
@@ -610,7 +645,8 @@ rp_msg_write_fields(const rp_msg_t *m, struct evbuffer *out, const char *const *
     for (i = 0; i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
-        if (in_skip_list(m, f, skip) || rp_msg_is_hop_by_hop(m, m->buf + f->name, f->name_len)) {
+        if (f->name_len == 0 || in_skip_list(m, f, skip)
+            || rp_msg_is_hop_by_hop(m, m->buf + f->name, f->name_len)) {
             continue;
         }
         evbuffer_add(out, m->buf + f->name, f->name_len);
@@ -631,9 +667,74 @@ rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out)
     for (i = m->ntrailer; i < m->nfields; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
+        if (f->name_len == 0) {
+            continue;
+        }
         evbuffer_add(out, m->buf + f->name, f->name_len);
         evbuffer_add(out, ": ", 2);
         evbuffer_add(out, m->buf + f->value, f->value_len);
         evbuffer_add(out, "\r\n", 2);
     }
+}
+
+int
+rp_msg_valid_field(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    size_t  i;
+
+    if (msg_check_token(name, nlen) != 0) {
+        return 0;
+    }
+    for (i = 0; i < vlen; i++) {
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') {
+            return 0;                    /* no header injection through a hook */
+        }
+    }
+    return 1;
+}
+
+int
+rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    rp_hdr_t  *f;
+    uint32_t   save = m->len;
+
+    if ((size_t) m->len + nlen + vlen + 3 > m->max_head || (m->flags & RP_MSG_TRAILERS)) {
+        return RP_ERROR;                 /* over budget, or trailers already came */
+    }
+    if (m->nfields == m->cap_fields) {
+        m->cap_fields *= 2;
+        m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
+    }
+    m->len++;                            /* keep the previous string's NUL */
+    if (msg_append(m, name, nlen) != 0) {
+        m->len = save;
+        return RP_ERROR;
+    }
+    m->len++;
+    if (msg_append(m, value, vlen) != 0) {
+        m->len = save;
+        return RP_ERROR;
+    }
+    f = &m->fields[m->nfields++];
+    f->name = save + 1;
+    f->name_len = (uint32_t) nlen;
+    f->value = save + 2 + (uint32_t) nlen;
+    f->value_len = (uint32_t) vlen;
+    return RP_OK;
+}
+
+unsigned
+rp_msg_remove_field(rp_msg_t *m, const char *name, size_t nlen)
+{
+    uint32_t  i, n = rp_msg_nfields(m);
+    unsigned  removed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (name_is(m, &m->fields[i], name, nlen)) {
+            m->fields[i].name_len = 0;
+            removed++;
+        }
+    }
+    return removed;
 }

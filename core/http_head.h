@@ -73,6 +73,10 @@ struct rp_msg_s {
     int                      status;        /* on error: the status to answer (400..)  */
     const char              *error;         /* on error: why, for the log             */
     uint64_t                 body_bytes;    /* decoded body bytes so far              */
+    uint8_t                  scan_cr;       /* head scan: the last byte was CR        */
+    uint8_t                  scan_started;  /* head scan: a start-line byte was seen  */
+    uint8_t                  scan_crlfs;    /* head scan: CRLFs in a row              */
+    uint8_t                  scan_done;     /* head scan: the empty line was seen     */
 };
 
 /* Sets up m for requests (HTTP_REQUEST) or responses (HTTP_RESPONSE). */
@@ -118,6 +122,21 @@ int rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen);
 /* Request-side checks a proxy owes its backends (RFC 9112 §3.2, §6.1): run by
  * the owner's on_head. Returns RP_OK, or RP_ERROR with m->status / m->error set. */
 int rp_msg_check_request(rp_msg_t *m);
+
+/* Field edits (Lua hooks): a removed field keeps its slot with name_len 0
+ * and is skipped everywhere. Names must be tokens and values free of CR, LF
+ * and NUL (rp_msg_valid_field checks); the head budget (max_head) applies.
+ * add returns RP_OK or RP_ERROR (budget); remove returns how many went. */
+int rp_msg_valid_field(const char *name, size_t nlen, const char *value, size_t vlen);
+int rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, size_t vlen);
+unsigned rp_msg_remove_field(rp_msg_t *m, const char *name, size_t nlen);
+
+/* The number of fields of the head (trailers excluded). */
+static inline uint32_t
+rp_msg_nfields(const rp_msg_t *m)
+{
+    return (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
+}
 
 /* Writes "name: value\r\n" for every field that is not hop-by-hop and not in
  * skip (a NULL-terminated list of lowercase names) into out. */

@@ -117,6 +117,11 @@ uc_became_idle(rp_upstream_conn_t *uc)
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     bufferevent_enable(uc->bev, EV_READ);
     p = backend_oldest_pending(uc->b);
+    if (p == NULL && rp_worker_stopping(uc->b->w)) {
+        uc_free_socket(uc);              /* stopping: nobody will need it again */
+        uc_set_state(uc, RP_UC_DOWN);
+        return;
+    }
     if (p == NULL) {
         uc_set_state(uc, RP_UC_IDLE);
         return;
@@ -233,6 +238,7 @@ uc_reconnect(rp_upstream_conn_t *uc)
     uc_free_socket(uc);
     if (rp_worker_stopping(uc->b->w)) {
         uc_set_state(uc, RP_UC_DOWN);
+        backend_fail_stranded(uc->b);    /* waiters must not wait for nothing */
         return;
     }
     uc_connect(uc);
@@ -433,8 +439,7 @@ rp_upstream_release(rp_upstream_conn_t *uc, int reusable)
 {
     uc->user = NULL;
     uc->arg = NULL;
-    if (reusable && !rp_worker_stopping(uc->b->w)
-        && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+    if (reusable && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         uc->served++;
         rp_msg_reset(&uc->resp);
         uc_became_idle(uc);

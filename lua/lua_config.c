@@ -792,11 +792,28 @@ config_log(config_opts_t *o, rp_access_log_conf_t *al, rp_config_t *conf)
 
 /* ---- rproxy.settings { ... } ---------------------------------------------- */
 
+/* lua = { instructions = 10000000, memory = "64m" }: the limits of a hook call
+ * and of each worker's lua_State. */
+static void
+config_lua_limits(config_opts_t *o, rp_config_t *conf)
+{
+    static const char *const  keys[] = { "instructions", "memory", NULL };
+    config_opts_t             sub;
+
+    if (!opts_table(o, "lua", &sub)) {
+        return;
+    }
+    opts_check_keys(&sub, keys, 0);
+    opts_ulong(&sub, "instructions", &conf->lua_instructions);
+    opts_size(&sub, "memory", &conf->lua_memory);
+    lua_pop(o->L, 1);
+}
+
 static int
 l_config_settings(lua_State *L)
 {
     static const char *const  keys[] = {
-        "threads", "max_nofile", "pidfile", "grace", "log", NULL
+        "threads", "max_nofile", "pidfile", "grace", "log", "lua", NULL
     };
     config_opts_t             o;
     config_ctx_t             *ctx;
@@ -815,6 +832,7 @@ l_config_settings(lua_State *L)
     opts_string(&o, "pidfile", &conf->pidfile);
     opts_duration(&o, "grace", &conf->grace);
     config_log(&o, &conf->access_log, conf);
+    config_lua_limits(&o, conf);
     config_end(ctx);
     return 0;
 }
@@ -934,24 +952,31 @@ config_pool_check_members(config_opts_t *o)
     return n;
 }
 
-/* balance = "rtt": core/balancer.c knows the names. */
+/* balance = "rtt" (core/balancer.c knows the names), a function(req, pool),
+ * or the name of an rproxy.balancer, checked once the file has run (*lua_name
+ * is then a copy the caller owns). */
 static void
-config_pool_balance(config_opts_t *o, rp_balance_e *out)
+config_pool_balance(config_opts_t *o, rp_balance_e *out, int *lua_fn, char **lua_name)
 {
     const char  *names[RP_BALANCE_FIRST + 1];
-    char         what[160];
+    char         what[220];
     unsigned     m;
 
     if (!opts_push(o, "balance")) {
         return;
     }
-    if (lua_type(o->L, -1) != LUA_TSTRING
-        || rp_balancer_parse(lua_tostring(o->L, -1), out) != RP_OK) {
+    if (lua_isfunction(o->L, -1)) {
+        *lua_fn = 1;
+    } else if (lua_type(o->L, -1) != LUA_TSTRING) {
         for (m = RP_BALANCE_RTT; m <= RP_BALANCE_FIRST; m++) {
             names[m] = rp_balancer_name((rp_balance_e) m);
         }
         config_one_of(what, sizeof(what), names, RP_BALANCE_FIRST + 1);
+        strncat(what, ", a function(req, pool) or an rproxy.balancer name",
+                sizeof(what) - strlen(what) - 1);
         opts_error(o, "balance", what);
+    } else if (rp_balancer_parse(lua_tostring(o->L, -1), out) != RP_OK) {
+        *lua_name = rp_xstrdup(lua_tostring(o->L, -1));
     }
     lua_pop(o->L, 1);
 }
@@ -969,13 +994,15 @@ l_config_pool_opts(lua_State *L)
     config_decl_t            *d;
     unsigned                  n, i;
     rp_balance_e              balance = RP_BALANCE_RTT;
+    int                       lua_fn = 0;
+    char                     *lua_name = NULL;
 
     snprintf(where, sizeof(where), "pool '%s'", name);
     ctx = config_begin(L, &o, where, keys, 1);
     conf = ctx->conf;
     config_check_name(L, ctx, "pool", name);
     n = config_pool_check_members(&o);
-    config_pool_balance(&o, &balance);
+    config_pool_balance(&o, &balance, &lua_fn, &lua_name);   /* the last check */
 
     /* checks done: nothing below raises */
     d = config_decl_add(L, &ctx->pools, conf->npools);
@@ -985,6 +1012,8 @@ l_config_pool_opts(lua_State *L)
     p->line = d->line;
     p->name = rp_xstrdup(name);
     p->balance = balance;
+    p->lua_balance = lua_fn;
+    p->balancer = lua_name;
     p->members = rp_xalloc(n * sizeof(unsigned));     /* filled once the file has run */
     p->nmembers = n;
     d->names = rp_xalloc(n * sizeof(char *));
@@ -1257,7 +1286,7 @@ static void
 config_route(config_opts_t *vo, rp_vhost_conf_t *v, config_decl_t *d, unsigned i)
 {
     static const char *const  keys[] = {
-        "path", "prefix", "regex", "exact", "to", "rewrite", NULL
+        "path", "prefix", "regex", "exact", "to", "rewrite", "on_request", NULL
     };
     config_opts_t             o;
     rp_route_conf_t          *r;
@@ -1273,6 +1302,13 @@ config_route(config_opts_t *vo, rp_vhost_conf_t *v, config_decl_t *d, unsigned i
         config_raise(o.L, o.ctx, "%s: '%sto' is required", o.where, o.prefix);
     }
     config_route_rewrite(&o, r);
+    if (opts_push(&o, "on_request")) {
+        if (!lua_isfunction(o.L, -1)) {
+            opts_error(&o, "on_request", "a function(req)");
+        }
+        r->has_hook = 1;              /* each worker's state keeps the function */
+        lua_pop(o.L, 1);
+    }
 }
 
 static void
@@ -1375,6 +1411,105 @@ l_config_vhost(lua_State *L)
 }
 
 
+/* ---- rproxy.balancer "name" (function(req, pool) ... end) -------------------- */
+
+static int
+config_has_balancer(const rp_config_t *conf, const char *name)
+{
+    unsigned  i;
+
+    for (i = 0; i < conf->nbalancers; i++) {
+        if (strcmp(conf->balancers[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+l_config_balancer_fn(lua_State *L)
+{
+    config_ctx_t  *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    const char    *name = lua_tostring(L, lua_upvalueindex(2));
+    rp_config_t   *conf = ctx->conf;
+    rp_balance_e   builtin;
+
+    if (ctx->closed) {
+        return config_raise(L, ctx, "rproxy.balancer is a declaration: call it at the top level");
+    }
+    if (!lua_isfunction(L, 1)) {
+        return config_raise(L, ctx, "balancer '%s': expects a function(req, pool), got %s", name,
+                            luaL_typename(L, 1));
+    }
+    if (rp_balancer_parse(name, &builtin) == RP_OK || config_has_balancer(conf, name)) {
+        return config_raise(L, ctx, "balancer '%s': the name is already taken", name);
+    }
+    conf->balancers = config_grow(conf->balancers, conf->nbalancers, sizeof(char *));
+    conf->balancers[conf->nbalancers++] = rp_xstrdup(name);
+    return 0;
+}
+
+static int
+l_config_balancer(lua_State *L)
+{
+    config_ctx_t  *ctx = lua_touserdata(L, lua_upvalueindex(1));
+
+    if (lua_type(L, 1) != LUA_TSTRING || lua_rawlen(L, 1) == 0) {
+        return config_raise(L, ctx, "rproxy.balancer expects a name, as in "
+                            "rproxy.balancer \"weighted\" (function(req, pool) ... end)");
+    }
+    lua_pushlightuserdata(L, ctx);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, l_config_balancer_fn, 2);
+    return 1;
+}
+
+/* ---- rproxy.shared_dict "name" { size = "1m" } ------------------------------ */
+
+static int
+l_config_shared_dict_opts(lua_State *L)
+{
+    static const char *const  keys[] = { "size", NULL };
+    const char               *name = lua_tostring(L, lua_upvalueindex(2));
+    char                      where[CONFIG_WHERE_LEN];
+    config_opts_t             o;
+    config_ctx_t             *ctx;
+    rp_config_t              *conf;
+    rp_dict_conf_t           *d;
+    size_t                    size = 0;
+    unsigned                  i;
+    config_decl_t             here;
+
+    snprintf(where, sizeof(where), "shared_dict '%s'", name);
+    ctx = config_begin(L, &o, where, keys, 0);
+    conf = ctx->conf;
+    for (i = 0; i < conf->ndicts; i++) {
+        if (strcmp(conf->dicts[i].name, name) == 0) {
+            config_raise(L, ctx, "%s: declared twice", where);
+        }
+    }
+    opts_size(&o, "size", &size);
+    if (size == 0) {
+        config_raise(L, ctx, "%s: 'size' is required, as in { size = \"1m\" }", where);
+    }
+    memset(&here, 0, sizeof(here));
+    config_decl_here(L, &here);
+    free(here.file);
+    conf->dicts = config_grow(conf->dicts, conf->ndicts, sizeof(rp_dict_conf_t));
+    d = &conf->dicts[conf->ndicts++];
+    d->name = rp_xstrdup(name);
+    d->size = size;
+    d->line = here.line;
+    config_end(ctx);
+    return 0;
+}
+
+static int
+l_config_shared_dict(lua_State *L)
+{
+    return config_curry(L, "shared_dict", l_config_shared_dict_opts);
+}
+
 /* ---- after the file has run -------------------------------------------------- */
 
 static int
@@ -1387,6 +1522,12 @@ config_resolve_pools(config_ctx_t *ctx)
 
     for (i = 0; i < conf->npools; i++) {
         d = &ctx->pools[i];
+        if (conf->pools[i].balancer != NULL && !config_has_balancer(conf, conf->pools[i].balancer)) {
+            config_fail(ctx, d->file, d->line,
+                        "pool '%s': 'balance': \"%s\" is neither a built-in balancer nor an "
+                        "rproxy.balancer", conf->pools[i].name, conf->pools[i].balancer);
+            return RP_ERROR;
+        }
         for (j = 0; j < d->nnames; j++) {
             if ((b = rp_config_backend(conf, d->names[j])) != NULL) {
                 conf->pools[i].members[j] = b->index;
@@ -1528,6 +1669,8 @@ config_install(lua_State *L, config_ctx_t *ctx)
         { "pool", l_config_pool },
         { "listen", l_config_listen },
         { "vhost", l_config_vhost },
+        { "balancer", l_config_balancer },
+        { "shared_dict", l_config_shared_dict },
         { NULL, NULL },
     };
 
@@ -1569,6 +1712,8 @@ config_new(const char *path)
     conf->grace = 30;
     conf->error_log = rp_xstrdup("stderr");
     conf->log_level = RP_LOG_NOTICE;
+    conf->lua_instructions = 10000000;
+    conf->lua_memory = 64 * 1024 * 1024;
     return conf;
 }
 

@@ -435,6 +435,19 @@ def h_close_mid_chunked(conn, req):
     return False
 
 
+def h_slow_reader(conn, q):
+    """Reads the body with a 50 ms pause every 1 MiB (needs stream_body=True), then echoes."""
+    state = {"last": 0}
+
+    def pause(n):
+        if n - state["last"] >= (1 << 20):
+            state["last"] = n
+            time.sleep(0.05)
+    for _ in conn.iter_body(q, keep=False, pause=pause):
+        pass
+    return conn.echo(q)
+
+
 MODES = {
     "normal": h_normal,
     "chunked": h_chunked,
@@ -449,7 +462,13 @@ MODES = {
     "close_before_answer": h_close_before_answer,
     "close_mid_body": h_close_mid_body,
     "close_mid_chunked": h_close_mid_chunked,
+    "slow_reader": h_slow_reader,
 }
+
+
+def refused_address():
+    """An address nobody listens on (the 'refuse' behaviour)."""
+    return "127.0.0.1:%d" % free_port()
 
 
 def big_download(nbytes, chunked=False):

@@ -13,7 +13,7 @@ import time
 from backends import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-RPROXY_BIN = os.environ.get("RPROXY_BIN", str(REPO / "build" / "rproxy"))
+RPROXY_BIN = os.path.abspath(os.environ.get("RPROXY_BIN", str(REPO / "build" / "rproxy")))
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 # ASan's quarantine holds freed memory (256 MiB by default), which the RSS checks

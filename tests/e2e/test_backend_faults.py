@@ -3,6 +3,7 @@ closing mid-response (client never sees a complete answer), closing idle
 keep-alive connections and `Connection: close` answers (requests keep working),
 and the one retry of a GET on a reused connection closed before any answer."""
 
+import json
 import threading
 import time
 
@@ -151,3 +152,79 @@ def test_requests_queue_while_backend_reconnects(backend, rproxy):
     for t in ts:
         t.join(30)
     assert results == [200] * 8, results
+
+
+def _slow_then_echo(conn, q):
+    if q.path == "/slow":
+        time.sleep(1.0)
+    return conn.echo(q)
+
+
+def test_client_abort_does_not_desync_backend_connection(backend, rproxy):
+    """A client leaves while its request is at the backend: the late answer must
+    never be given to the next request on that backend connection."""
+    be = backend(handler=_slow_then_echo)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    a = RawClient(p.port)
+    a.send(req("GET", "/slow"))
+    assert be.wait_heads(1)
+    a.close()
+    for path in ("/next", "/next2"):
+        r, c = exchange(p.port, req("GET", path), timeout=15)
+        c.close()
+        assert r is not None and r.status == 200, r
+        assert json_target(r) == path, "asked %s, got the answer to %s" % (path, json_target(r))
+
+
+def json_target(r):
+    try:
+        return json.loads(r.body)["target"]
+    except ValueError:
+        return r.body[:100]
+
+
+def _early_answer(conn, q):
+    """Answers 403 without reading the (big) body, then closes."""
+    if q.path == "/early":
+        conn.respond(403, [("Connection", "close")], b"forbidden\n")
+        return False
+    conn.read_body(q)
+    return conn.echo(q)
+
+
+def test_backend_answers_before_reading_body(backend, rproxy):
+    be = backend(handler=_early_answer, stream_body=True)
+    p = rproxy(basic_lua({"app1": be.address}, backend=ONE_CONN))
+    c = RawClient(p.port)
+    size = 4 << 20
+    c.send(req("POST", "/early", headers=[("Content-Length", str(size))]))
+    try:
+        for _ in range(size // 65536):
+            c.send(b"u" * 65536)
+    except OSError:
+        pass                                  # the proxy may stop reading: fine
+    r = c.read_response(timeout=15)
+    assert r is not None and r.status == 403 and r.body == b"forbidden\n", r
+    c.close()
+    r, c = exchange(p.port, req("GET", "/after"), timeout=15)
+    c.close()
+    assert r is not None and r.status == 200 and json_target(r) == "/after", r
+
+
+def test_backend_restart(backend, rproxy):
+    be = backend(name="first")
+    port = be.port
+    p = rproxy(basic_lua({"app1": be.address}, backend="retry = 0.2, retry_max = 1"))
+    assert curl(p.url("/one")).status == 200
+    be.stop()
+    r = curl(p.url("/down"), timeout=15)
+    assert r.status in (502, 503), r
+    be2 = backend(name="second", port=port)
+    end = time.monotonic() + 10
+    while True:
+        r = curl(p.url("/again"), timeout=10)
+        if r.status == 200:
+            break
+        assert time.monotonic() < end, "not serving 10 s after the backend came back: %r" % r
+        time.sleep(0.3)
+    assert r.header("X-Backend") == "second"

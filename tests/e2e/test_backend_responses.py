@@ -114,3 +114,89 @@ def test_broken_chunking_after_head_is_not_complete(backend, rproxy):
     if resp is not None and resp.status != 502:
         assert c.wait_closed(5), "client connection not closed after broken upstream chunking"
     c.close()
+
+
+def test_head_to_chunked_backend(backend, rproxy):
+    """A HEAD answer announcing chunked carries no body: the proxy must not wait for one."""
+    be, p = start(backend, rproxy, "chunked")
+    c = RawClient(p.port)
+    c.send(req("HEAD", "/hc"))
+    r = c.read_response("HEAD", timeout=10)
+    assert r is not None and r.status == 200, r
+    c.send(req("GET", "/after"))
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200 and r.body == CHUNKED_BODY, (r, bytes(c.buf[:200]))
+    c.close()
+
+
+def test_chunked_response_to_http10_client(backend, rproxy):
+    be, p = start(backend, rproxy, "chunked")
+    c = RawClient(p.port)
+    c.send(b"GET /c10 HTTP/1.0\r\nHost: test.local\r\n\r\n")
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200, r
+    assert "chunked" not in r.tokens("transfer-encoding"), "chunked sent to HTTP/1.0: %r" % r.headers
+    assert r.body == CHUNKED_BODY, (len(r.body), r.complete)
+    assert c.eof or c.wait_closed(5)
+    c.close()
+
+
+def _cl_and_te(conn, q):
+    if q.path == "/clte":
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n")
+        return False
+    return conn.echo(q)
+
+
+def test_response_with_cl_and_te(backend, rproxy):
+    """RFC 9112 6.3: Transfer-Encoding overrides Content-Length (or the answer is
+    refused); never both relayed, never 3 bytes of 'hello'."""
+    be = backend(handler=_cl_and_te)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/clte"))
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status in (200, 502), r
+    if r.status == 200:
+        assert r.body == b"hello", r.body
+        assert not (r.header("content-length") and r.tokens("transfer-encoding")), r.headers
+    if not c.eof:
+        c.send(req("GET", "/next"))
+        r2 = c.read_response(timeout=10)
+        if r2 is not None:
+            assert r2.status == 200 and b'"/next"' in r2.body, (r2, r2.body[:200])
+    c.close()
+
+
+def _chunked_with_trailer(conn, q):
+    conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+              b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n")
+    return True
+
+
+def test_chunked_response_with_trailer(backend, rproxy):
+    be = backend(handler=_chunked_with_trailer)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/t%d" % i))
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200 and r.complete and r.body == b"hello world", \
+            (i, r, bytes(c.buf[:200]))
+    c.close()
+
+
+def _big_header(conn, q):
+    conn.send(b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 20000 + b"\r\nContent-Length: 2\r\n\r\nok")
+    return True
+
+
+def test_big_response_header(backend, rproxy):
+    """A 20 KB response header: relayed or refused with 502, never a hang or a crash."""
+    be = backend(handler=_big_header)
+    p = rproxy(basic_lua({"app1": be.address}))
+    r = curl(p.url("/bh"), timeout=15)
+    assert r.rc == 0 and r.status in (200, 502), r
+    if r.status == 200:
+        assert r.body == b"ok" and r.header("X-Big") == "b" * 20000

@@ -160,3 +160,12 @@ def test_content_length_framing_respected_when_pipelined(setup):
     c.close()
     assert [q.target for q in be.requests] == ["/a", "/smuggled"]
     assert be.requests[0].body == b"hello" and be.requests[1].body == b""
+
+
+def test_chunk_size_overflow_rejected(setup):
+    be, p = setup
+    data = (b"POST /ov HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1000000000000000000000005\r\nhello\r\n0\r\n\r\n")
+    rejected(p, data, (400, 413))
+    time.sleep(0.2)
+    assert be.requests == []

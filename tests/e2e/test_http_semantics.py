@@ -127,3 +127,14 @@ def test_request_line_and_unknown_method_forwarded(backend, rproxy):
         assert r is not None and r.status == 200, (method, r)
     assert [(q.method, q.target) for q in be.requests] == \
         [("OPTIONS", "/o"), ("PATCH", "/pa%20th?q=%2F"), ("DELETE", "/d")]
+
+
+def test_repeated_and_empty_fields_kept(backend, rproxy):
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("Accept", "text/html"),
+                                           ("X-Empty", ""), ("Accept", "application/json"),
+                                           ("Cookie", "a=1"), ("Cookie", "b=2")])
+    assert got.header_all("Accept") in (["text/html", "application/json"],
+                                        ["text/html, application/json"]), got.head
+    assert got.header_all("X-Empty") == [""], got.head
+    cookies = "; ".join(got.header_all("Cookie"))
+    assert "a=1" in cookies and "b=2" in cookies, got.head

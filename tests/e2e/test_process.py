@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from httpclient import exchange, req
+from httpclient import RawClient, exchange, req
 from proxy import basic_lua
 
 
@@ -103,3 +103,21 @@ def test_worker_threads(backend, rproxy):
         r, c = exchange(p.port, req("GET", "/t%d" % i))
         c.close()
         assert r.status == 200
+
+
+def test_sigterm_closes_idle_keepalive_clients_at_once(backend, rproxy):
+    """An idle keep-alive connection is not in flight: it must not hold the stop
+    for the whole grace period (grace = 20 here)."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, settings="grace = 20").replace(
+        "grace = 3,", ""))
+    c = RawClient(p.port)
+    c.send(req("GET", "/x"))
+    assert c.read_response().status == 200
+    t0 = time.monotonic()
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(20 + 5)
+    took = time.monotonic() - t0
+    c.close()
+    assert rc == 0, rc
+    assert took < 5, "stop took %.1fs with only an idle keep-alive client" % took

@@ -7,7 +7,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+
+import pytest
 
 from backends import free_port
 from httpclient import RawClient, curl, exchange, req
@@ -360,3 +363,168 @@ def test_demo_backend(rproxy):
         except subprocess.TimeoutExpired:
             demo.kill()
             demo.wait(5)
+
+
+def test_absolute_form_request_target(backend, rproxy):
+    """RFC 9112 3.2.2: a server MUST accept the absolute-form; the backend gets origin-form."""
+    be, p = start_simple(backend, rproxy)
+    r, c = exchange(p.port, b"GET http://test.local/abs?q=1 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.paths() == ["/abs?q=1"], be.paths()
+    assert be.requests[0].header("Host") == "test.local"
+
+
+def test_http10_post_and_get_with_body(backend, rproxy):
+    be, p = start_simple(backend, rproxy)
+    r, c = exchange(p.port, b"POST /p10 HTTP/1.0\r\nHost: test.local\r\nContent-Length: 5\r\n\r\nhello")
+    c.close()
+    assert r is not None and r.status == 200, r
+    r, c = exchange(p.port, req("GET", "/gb", body=b"get-body"))
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert [(q.target, q.body) for q in be.requests] == [("/p10", b"hello"), ("/gb", b"get-body")]
+
+
+def test_ipv6_listener(backend, rproxy):
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    be = backend()
+    port6 = free_port("::1")
+    lua = basic_lua({"app1": be.address}) + \
+        'rproxy.listen { address = "[::1]:%d" }\n' % port6
+    p = rproxy(lua)
+    r = curl("http://[::1]:%d/six" % port6, "-g")
+    assert r.rc == 0 and r.status == 200, r
+    assert be.paths() == ["/six"]
+
+
+def test_connection_close_from_client(backend, rproxy):
+    be, p = start_simple(backend, rproxy)
+    c = RawClient(p.port)
+    c.send(req("GET", "/cc", headers=[("Connection", "close")]))
+    r = c.read_response()
+    assert r is not None and r.status == 200 and r.complete, r
+    assert "close" in r.tokens("connection"), r.headers
+    assert c.wait_closed(5), "connection kept open after 'Connection: close'"
+    c.close()
+
+
+def _big_or_echo(conn, q):
+    if q.path.startswith("/big"):
+        body = bytes(range(256)) * 4096                     # 1 MiB
+        conn.respond(200, [("X-Path", q.path)], body)
+        return True
+    return conn.echo(q)
+
+
+def test_pipelined_many_mixed(backend, rproxy):
+    """30 pipelined requests in one write: GET, HEAD, POST with bodies, 1 MiB answers."""
+    be, p = start_simple(backend, rproxy, handler=_big_or_echo)
+    batch = b""
+    expect = []
+    for i in range(30):
+        kind = i % 5
+        if kind == 0:
+            batch += req("GET", "/big%d" % i)
+            expect.append(("GET", "/big%d" % i))
+        elif kind == 1:
+            batch += req("HEAD", "/h%d" % i)
+            expect.append(("HEAD", "/h%d" % i))
+        elif kind == 2:
+            batch += req("POST", "/p%d" % i, body=b"b%d" % i * 100)
+            expect.append(("POST", "/p%d" % i))
+        else:
+            batch += req("GET", "/g%d" % i)
+            expect.append(("GET", "/g%d" % i))
+    c = RawClient(p.port, timeout=20)
+    c.send(batch)
+    for method, path in expect:
+        r = c.read_response(method, timeout=20)
+        assert r is not None and r.status == 200, (path, r)
+        if path.startswith("/big"):
+            assert r.header("X-Path") == path and len(r.body) == 1 << 20, (path, r)
+            assert r.body == bytes(range(256)) * 4096
+        elif method != "HEAD":
+            doc = json.loads(r.body)
+            assert (doc["method"], doc["target"]) == (method, path)
+    c.close()
+    posts = [q for q in be.requests if q.method == "POST"]
+    assert all(q.body == b"b%s" % q.path[2:].encode() * 100 for q in posts)
+
+
+def test_request_sent_byte_by_byte(backend, rproxy):
+    be, p = start_simple(backend, rproxy)
+    body = b"5;ext=1\r\nhello\r\n0006\r\n world\r\n0\r\n\r\n"
+    data = req("POST", "/bytes?x=1", headers=[("Transfer-Encoding", "chunked"),
+                                              ("X-Split", "one byte at a time")], body=body)
+    c = RawClient(p.port)
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+        time.sleep(0.002)
+    r = c.read_response()
+    assert r is not None and r.status == 200, r
+    c.close()
+    assert be.wait_requests(1)
+    q = be.requests[0]
+    assert (q.target, q.body, q.header("X-Split")) == ("/bytes?x=1", b"hello world",
+                                                       "one byte at a time")
+
+
+def _trickle(conn, q):
+    body = b"trickled body"
+    data = (b"HTTP/1.1 200 OK\r\nX-Trickle: yes\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body))
+    for i in range(len(data)):
+        conn.send(data[i:i + 1])
+        time.sleep(0.002)
+    return True
+
+
+def test_response_sent_byte_by_byte(backend, rproxy):
+    be, p = start_simple(backend, rproxy, handler=_trickle)
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/t%d" % i))
+        r = c.read_response()
+        assert r is not None and r.status == 200 and r.body == b"trickled body", r
+        assert r.header("X-Trickle") == "yes"
+    c.close()
+
+
+def test_concurrent_keepalive_clients_no_crosstalk(backend, rproxy):
+    """20 keep-alive clients x 25 requests over 2 threads x 2 backend connections:
+    every answer is the one for its own request."""
+    be, p = start_simple(backend, rproxy, threads=2, be_opts="connections = 2")
+    errors = []
+
+    def client(n):
+        try:
+            c = RawClient(p.port, timeout=20)
+            for i in range(25):
+                path = "/c%d/r%d" % (n, i)
+                body = (b"%d-%d;" % (n, i)) * (i % 4)
+                c.send(req("POST" if body else "GET", path, body=body))
+                r = c.read_response(timeout=20)
+                if r is None or r.status != 200:
+                    errors.append((path, r))
+                    return
+                doc = json.loads(r.body)
+                if doc["target"] != path or doc["body_len"] != len(body):
+                    errors.append((path, doc["target"], doc["body_len"]))
+            c.close()
+        except (OSError, ValueError) as e:
+            errors.append((n, repr(e)))
+
+    ts = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert len(be.requests) == 500
+    assert be.connections <= 4

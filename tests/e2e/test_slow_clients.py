@@ -100,3 +100,16 @@ def test_client_not_reading_cut_at_write_timeout(backend, rproxy):
                     method="HEAD", timeout=15)
     c.close()
     assert r is not None and r.status == 200, "backend connection not freed: %r" % r
+
+
+def test_keepalive_timeout_closes_idle_client(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="keepalive_timeout = 1"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/ka"))
+    r = c.read_response()
+    assert r is not None and r.status == 200
+    t0 = time.monotonic()
+    assert c.wait_closed(1 + 5), "idle keep-alive client not closed after keepalive_timeout"
+    assert time.monotonic() - t0 > 0.5, "closed long before keepalive_timeout"
+    c.close()

@@ -1,0 +1,391 @@
+"""Servers of the benchmark: their configuration files, start, readiness, stop.
+
+Everything runs on 127.0.0.1. The backend (nginx, plus a small upload sink behind
+it) is pinned to CPU 1 with the load generator; each proxy runs one worker pinned
+to CPU 0. Every process started here is registered and stopped by its PID by
+stop_all(), which run.py calls from try/finally and atexit.
+"""
+
+import os
+import pathlib
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+# descriptors for every process of the bench (the idle scenario holds thousands):
+# 65536, or the hard limit when it is lower and cannot be raised
+NOFILE = 65536
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+except (ValueError, OSError):
+    NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+BACKEND_CONNS = 64          # rproxy connections = nginx keepalive = haproxy server maxconn
+SMALL_BODY = ("0123456789abcdef" * 64)       # the 1 KiB body of /small
+BIG_SIZE = 100 * 1024 * 1024                 # /big and each upload
+
+NGINX_LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so",
+                     "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+
+_procs = []                 # every Proc started and not yet stopped
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _raise_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+class Proc:
+    """One server process: its PID is the process that does the work (nginx and
+    haproxy run in the foreground with a single process), so /proc/PID is the one
+    to read for CPU time and memory."""
+
+    def __init__(self, name, argv, cpu, tmp, env=None):
+        self.name = name
+        self.log_path = pathlib.Path(tmp) / ("%s.out" % name)
+        self.log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(["taskset", "-c", cpu] + argv, stdout=self.log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  preexec_fn=_raise_nofile, env=env, cwd=tmp)
+        self.pid = self.p.pid   # taskset execs the program: same PID
+        _procs.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def exit_status(self):
+        rc = self.p.poll()
+        if rc is None:
+            return None
+        return "killed by signal %d" % -rc if rc < 0 else "exit code %d" % rc
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit status."""
+        if self in _procs:
+            _procs.remove(self)
+        if self.p.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait(5)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        return self.p.returncode
+
+    def output(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def stop_all():
+    for p in list(_procs):
+        try:
+            p.stop()
+        except Exception as e:           # keep stopping the others
+            print("bench: could not stop %s (pid %d): %s" % (p.name, p.pid, e), file=sys.stderr)
+
+
+# ---- /proc readers -------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def mem_kib(pid, key="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---- readiness -----------------------------------------------------------
+
+def http_get(port, path="/small", headers=None, timeout=2.0):
+    """One HTTP/1.1 GET with Connection: close. Returns (status, headers, body)."""
+    hdrs = {"Host": "bench.local", "Connection": "close"}
+    hdrs.update(headers or {})
+    req = "GET %s HTTP/1.1\r\n%s\r\n" % (path, "".join("%s: %s\r\n" % kv for kv in hdrs.items()))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    return status, lines[1:], body
+
+
+def wait_ready(proc, port, path="/small", timeout=10.0):
+    """Waits until GET path answers 200 with the 1 KiB body; raises otherwise."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError("%s exited during start (%s):\n%s"
+                               % (proc.name, proc.exit_status(), proc.output()[-2000:]))
+        try:
+            status, _, body = http_get(port, path)
+            if status == 200 and body == SMALL_BODY.encode():
+                return
+            last = "status %d, %d body bytes" % (status, len(body))
+        except (OSError, ValueError, IndexError) as e:
+            last = str(e)
+        time.sleep(0.05)
+    raise RuntimeError("%s not ready on port %d after %.0f s: %s\n%s"
+                       % (proc.name, port, timeout, last, proc.output()[-2000:]))
+
+
+# ---- the backend ---------------------------------------------------------
+
+def nginx_has_lua():
+    return all(os.path.exists(m) for m in NGINX_LUA_MODULES)
+
+
+class Backend:
+    """nginx serving /small (1 KiB), /echo (what the Lua policy did), /big (100 MiB
+    file) and /upload (streamed to sink.py, which reads and discards the body)."""
+
+    def __init__(self, tmp):
+        self.tmp = pathlib.Path(tmp)
+        self.port = free_port()
+        self.sink_port = free_port()
+        self.big = self.tmp / "big.bin"
+        with open(self.big, "wb") as f:
+            block = os.urandom(1024 * 1024)
+            for _ in range(BIG_SIZE // len(block)):
+                f.write(block)
+        d = self.tmp / "backend"
+        d.mkdir()
+        conf = d / "nginx.conf"
+        conf.write_text(NGINX_BACKEND % dict(dir=d, port=self.port, sink=self.sink_port,
+                                             body=SMALL_BODY, root=self.tmp, nofile=NOFILE))
+        self.sink = Proc("sink", [sys.executable, str(HERE / "sink.py"), str(self.sink_port)],
+                         LOAD_CPU, tmp)
+        self.nginx = Proc("backend", ["nginx", "-p", str(d), "-c", str(conf)], LOAD_CPU, tmp)
+        self.pid = self.nginx.pid
+        wait_ready(self.nginx, self.port)
+
+    def stop(self):
+        self.nginx.stop()
+        self.sink.stop()
+
+
+NGINX_COMMON = """\
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile %(nofile)d;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+"""
+
+NGINX_HTTP_COMMON = """\
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path %(dir)s/client_body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+"""
+
+NGINX_BACKEND = NGINX_COMMON + """\
+events { worker_connections 16384; }
+http {
+""" + NGINX_HTTP_COMMON + """\
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    upstream sink { server 127.0.0.1:%(sink)d; keepalive 8; }
+    server {
+        listen 127.0.0.1:%(port)d backlog=4096;
+        location = /small { return 200 "%(body)s"; }
+        location = /echo { return 200 "uri=$request_uri hook=$http_x_bench_hook\\n"; }
+        location = /big { root %(root)s; try_files /big.bin =404; }
+        location = /upload {
+            client_max_body_size 0;
+            proxy_request_buffering off;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://sink;
+        }
+        location / { return 404; }
+    }
+}
+"""
+
+
+# ---- the proxies ---------------------------------------------------------
+# Every proxy: one worker, 64 kept-alive backend connections, no access log, the
+# error log at "warn", no X-Forwarded-* headers added, keep-alive to clients 75 s.
+# Requests whose path starts with /api/v1/ go through the Lua policy (when the
+# proxy has hooks): read X-Tenant, rewrite ^/api/v1/(.*) to /%1, add X-Bench-Hook.
+
+NGINX_PROXY = NGINX_COMMON + """\
+%(modules)s
+events { worker_connections 16384; }
+http {
+""" + NGINX_HTTP_COMMON + """\
+    upstream backend {
+        server 127.0.0.1:%(backend)d;
+        keepalive %(conns)d;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:%(port)d backlog=4096;
+        client_max_body_size 0;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_request_buffering off;
+        proxy_max_temp_file_size 0;
+        location / { proxy_pass http://backend; }
+%(lua_location)s
+    }
+}
+"""
+
+NGINX_LUA_LOCATION = """\
+        location /api/v1/ {
+            rewrite_by_lua_file %s;
+            proxy_pass http://backend;
+        }"""
+
+HAPROXY = """\
+global
+    nbthread 1
+    maxconn %(maxconn)d
+%(lua_load)s
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+    timeout http-keep-alive 75s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:%(port)d
+%(lua_action)s
+    default_backend be
+backend be
+    server s1 127.0.0.1:%(backend)d maxconn %(conns)d
+"""
+
+RPROXY = """\
+-- generated by tests/bench/servers.py
+rproxy.settings {
+    threads = 1,
+    max_nofile = %(nofile)d,
+    grace = 2,
+    log = { error = "%(dir)s/error.log", level = "warn" },   -- no access log
+}
+rproxy.backend "b" { address = "127.0.0.1:%(backend)d", connections = %(conns)d }
+rproxy.listen { address = "127.0.0.1:%(port)d", backlog = 4096, x_headers = {} }
+rproxy.vhost "bench" { default = true, routes = { { to = "b" } } }
+%(hook)s
+"""
+
+
+class Proxy:
+    """One proxy under test. kind is "rproxy", "nginx" or "haproxy"."""
+
+    def __init__(self, kind, tmp, backend_port, rproxy_bin, lua=False):
+        self.kind = kind
+        self.port = free_port()
+        self.dir = pathlib.Path(tmp) / ("%s-%d" % (kind, self.port))
+        self.dir.mkdir()
+        v = dict(dir=self.dir, port=self.port, backend=backend_port, conns=BACKEND_CONNS,
+                 nofile=NOFILE, maxconn=NOFILE // 2 - 100)
+        if kind == "rproxy":
+            v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
+            conf = self.dir / "rproxy.lua"
+            conf.write_text(RPROXY % v)
+            argv = [rproxy_bin, "-c", str(conf)]
+        elif kind == "nginx":
+            v["modules"] = "".join("load_module %s;\n" % m for m in NGINX_LUA_MODULES) \
+                if lua else ""
+            v["lua_location"] = NGINX_LUA_LOCATION % (HERE / "hook_nginx.lua") if lua else ""
+            conf = self.dir / "nginx.conf"
+            conf.write_text(NGINX_PROXY % v)
+            argv = ["nginx", "-p", str(self.dir), "-c", str(conf)]
+        elif kind == "haproxy":
+            v["lua_load"] = "    lua-load %s" % (HERE / "hook_haproxy.lua") if lua else ""
+            v["lua_action"] = "    http-request lua.bench_hook if { path_beg /api/v1/ }" \
+                if lua else ""
+            conf = self.dir / "haproxy.cfg"
+            conf.write_text(HAPROXY % v)
+            argv = ["haproxy", "-db", "-f", str(conf)]
+        else:
+            raise ValueError(kind)
+        self.conf = conf
+        self.proc = Proc(kind, argv, PROXY_CPU, tmp)
+        self.pid = self.proc.pid
+        wait_ready(self.proc, self.port)
+
+    def error_lines(self):
+        """What the proxy said on stderr/stdout and in its error log."""
+        text = self.proc.output()
+        log = self.dir / "error.log"
+        if log.exists():
+            text += log.read_text(errors="replace")
+        return [l for l in text.splitlines() if l.strip()]
+
+    def stop(self):
+        """Stops the proxy; returns None if it was still running, else how it ended."""
+        crashed = self.proc.exit_status()
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return crashed
+
+
+def check_config(kind, rproxy_bin, tmp, lua):
+    """Runs the proxy's own configuration check on its bench config (rproxy -t,
+    nginx -t, haproxy -c). Returns (ok, output)."""
+    d = pathlib.Path(tmp) / ("check-%s" % kind)
+    d.mkdir(exist_ok=True)
+    v = dict(dir=d, port=1, backend=2, conns=BACKEND_CONNS, nofile=NOFILE,
+             maxconn=NOFILE // 2 - 100)
+    if kind == "rproxy":
+        v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
+        (d / "c.lua").write_text(RPROXY % v)
+        argv = [rproxy_bin, "-t", "-c", str(d / "c.lua")]
+    elif kind == "nginx":
+        v["modules"] = "".join("load_module %s;\n" % m for m in NGINX_LUA_MODULES) if lua else ""
+        v["lua_location"] = NGINX_LUA_LOCATION % (HERE / "hook_nginx.lua") if lua else ""
+        (d / "c.conf").write_text(NGINX_PROXY % v)
+        argv = ["nginx", "-t", "-p", str(d), "-c", str(d / "c.conf")]
+    else:
+        v["lua_load"] = "    lua-load %s" % (HERE / "hook_haproxy.lua") if lua else ""
+        v["lua_action"] = "    http-request lua.bench_hook if { path_beg /api/v1/ }" \
+            if lua else ""
+        (d / "c.cfg").write_text(HAPROXY % v)
+        argv = ["haproxy", "-c", "-f", str(d / "c.cfg")]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    return r.returncode == 0, r.stdout.decode(errors="replace").strip()
