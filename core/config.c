@@ -5,10 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls.h"
+
 static void config_access_log_free(rp_access_log_conf_t *al);
 static void config_route_free(rp_route_conf_t *r);
 static void config_vhost_free(rp_vhost_conf_t *v);
 static void config_free(rp_config_t *conf);
+static void config_tls_certs_free(rp_tls_cert_conf_t *certs, unsigned n);
+static void config_tls_free(rp_tls_conf_t *tc);
+static void config_tls_client_free(rp_tls_client_conf_t *cc);
 
 void
 rp_config_ref(rp_config_t *conf)
@@ -80,6 +85,63 @@ config_route_free(rp_route_conf_t *r)
 }
 
 static void
+config_tls_certs_free(rp_tls_cert_conf_t *certs, unsigned n)
+{
+    unsigned  i;
+
+    for (i = 0; i < n; i++) {
+        free(certs[i].cert);
+        free(certs[i].key);
+    }
+    free(certs);
+}
+
+static void
+config_tls_free(rp_tls_conf_t *tc)
+{
+    unsigned  i;
+
+    if (tc == NULL) {
+        return;
+    }
+    config_tls_certs_free(tc->certs, tc->ncerts);
+    free(tc->ciphers);
+    free(tc->ciphersuites);
+    free(tc->groups);
+    for (i = 0; i < tc->nalpn; i++) {
+        free(tc->alpn[i]);
+    }
+    free(tc->alpn);
+    free(tc->client_ca);
+    free(tc->client_ca_dir);
+    free(tc->crl);
+    free(tc->ticket_key_file);
+    for (i = 0; i < RP_TLS_H_COUNT; i++) {
+        free(tc->headers[i]);
+    }
+    for (i = 0; i < tc->nexts; i++) {
+        free(tc->exts[i].header);
+        free(tc->exts[i].ext);
+    }
+    free(tc->exts);
+    free(tc);
+}
+
+static void
+config_tls_client_free(rp_tls_client_conf_t *cc)
+{
+    if (cc == NULL) {
+        return;
+    }
+    free(cc->ca);
+    free(cc->sni);
+    free(cc->name);
+    free(cc->cert);
+    free(cc->key);
+    free(cc);
+}
+
+static void
 config_vhost_free(rp_vhost_conf_t *v)
 {
     unsigned  i;
@@ -93,6 +155,8 @@ config_vhost_free(rp_vhost_conf_t *v)
     }
     free(v->routes);
     config_access_log_free(&v->access_log);
+    rp_tls_certset_free(v->tls_certset);
+    config_tls_certs_free(v->tls_certs, v->ntls_certs);
     free(v->name);
 }
 
@@ -101,6 +165,14 @@ config_free(rp_config_t *conf)
 {
     unsigned  i;
 
+    /* TLS objects first: a listener's borrows the vhosts and its own tls */
+    for (i = 0; i < conf->nlisteners; i++) {
+        rp_tls_server_free(conf->listeners[i].tls_server);
+    }
+    for (i = 0; i < conf->nbackends; i++) {
+        rp_tls_client_free(conf->backends[i].tls_client);
+        config_tls_client_free(conf->backends[i].tls);
+    }
     for (i = 0; i < conf->nbackends; i++) {
         free(conf->backends[i].name);
         free(conf->backends[i].address);
@@ -124,6 +196,7 @@ config_free(rp_config_t *conf)
     for (i = 0; i < conf->nlisteners; i++) {
         free(conf->listeners[i].address);
         config_access_log_free(&conf->listeners[i].access_log);
+        config_tls_free(conf->listeners[i].tls);
     }
     free(conf->listeners);
     for (i = 0; i < conf->nvhosts; i++) {

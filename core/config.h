@@ -164,6 +164,7 @@ struct rp_backend_conf_s {
     size_t                    high_watermark;  /* bytes queued to it before pausing the
                                                   client; default 256 KiB               */
     int                       enabled;         /* default 1                             */
+    unsigned                  weight;          /* for Lua balancers; default 1          */
     rp_tls_client_conf_t     *tls;             /* owned; NULL: plain TCP                */
     rp_tls_client_t          *tls_client;      /* owned: built from tls at load         */
     unsigned                  index;           /* position in rp_config_t.backends      */

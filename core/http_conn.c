@@ -3,6 +3,8 @@
 #include "http_conn.h"
 
 #include "log.h"
+#include "lua_request.h"
+#include "lua_state.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -90,10 +92,34 @@ rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
     c->req.max_fields = lc->max_headers;
     c->timer = evtimer_new(w->base, conn_on_timer, c);
+    c->lua_box_ref = RP_LUA_NOREF;
+    c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
     conn_read_timeout(c, lc->read_timeout);
     bufferevent_enable(c->bev, EV_READ);
     rp_worker_conn_added(w, c);
+}
+
+/* Frees what the current request owns: rewrites, a hook's answer, its Lua
+ * objects (a kept handle then raises). */
+static void
+conn_request_cleanup(rp_http_conn_t *c)
+{
+    if (c->lua_box_ref != RP_LUA_NOREF || c->lua_ctx_ref != RP_LUA_NOREF) {
+        rp_lua_request_end(c->w->lua, c);
+    }
+    free(c->path);
+    c->path = NULL;
+    free(c->query);
+    c->query = NULL;
+    c->query_set = 0;
+    if (c->direct != NULL) {
+        free(c->direct->body);
+        free(c->direct->fields);
+        free(c->direct);
+        c->direct = NULL;
+    }
+    c->resp_status = 0;
 }
 
 static void
@@ -103,11 +129,11 @@ conn_destroy(rp_http_conn_t *c)
         rp_target_dequeue(&c->pending);
     }
     rp_proxy_detach(c, 0);
+    conn_request_cleanup(c);
     rp_worker_conn_removed(c->w, c);
     event_free(c->timer);
     bufferevent_free(c->bev);
     rp_msg_cleanup(&c->req);
-    free(c->path);
     free(c);
 }
 
@@ -153,6 +179,8 @@ conn_begin_request(rp_http_conn_t *c)
     c->up_port = 0;
     c->vhost = NULL;
     c->route = NULL;
+    c->target = NULL;
+    c->t_head = 0;
     conn_read_timeout(c, c->lc->read_timeout);
     /* slowloris: the whole head must arrive within read_timeout */
     evtimer_add(c->timer, &tv);
@@ -365,9 +393,45 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 static const char *
 status_reason(int status)
 {
-    const char  *r = llhttp_status_name((llhttp_status_t) status);
+    return rp_http_reason(status);
+}
 
-    return r ? r : "Unknown";
+/* A request without a body that is answered at its head (404, a hook's
+ * answer) is read to its end, so that the connection can stay open. */
+static void
+conn_read_empty_body(rp_http_conn_t *c)
+{
+    if (c->req.stage == RP_MSG_BODY && !(c->flags & (RP_REQ_HAS_BODY | RP_REQ_DONE))
+        && c->state != RP_CONN_PROXY) {
+        rp_msg_resume(&c->req);
+        rp_msg_feed(&c->req, "", 0);       /* fires on_complete: RP_REQ_DONE */
+    }
+}
+
+void
+rp_http_conn_direct(rp_http_conn_t *c)
+{
+    struct evbuffer    *out = bufferevent_get_output(c->bev);
+    const rp_direct_t  *d = c->direct;
+    size_t              before = evbuffer_get_length(out);
+
+    conn_read_empty_body(c);
+    if (!(c->flags & RP_REQ_DONE) || rp_worker_stopping(c->w)) {
+        c->flags &= ~RP_REQ_KEEPALIVE;
+    }
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", d->status, status_reason(d->status));
+    evbuffer_add(out, d->fields, d->fields_len);
+    evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", d->body_len,
+                        (c->flags & RP_REQ_KEEPALIVE)
+                            ? (rp_msg_http_minor(&c->req) == 0 ? "Connection: keep-alive\r\n" : "")
+                            : "Connection: close\r\n");
+    if (rp_msg_method(&c->req) != HTTP_HEAD) {
+        evbuffer_add(out, d->body, d->body_len);
+    }
+    c->bytes_out += evbuffer_get_length(out) - before;
+    c->status = d->status;
+    c->flags |= RP_REQ_HEAD_SENT | RP_RESP_DONE;
+    rp_http_conn_finish(c);
 }
 
 void
@@ -376,6 +440,7 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
     struct evbuffer  *out = bufferevent_get_output(c->bev);
     char              body[96];
     int               blen;
+    size_t            before = evbuffer_get_length(out);
 
     if (c->closed || c->state == RP_CONN_CLOSING) {
         return;
@@ -389,6 +454,7 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
         rp_target_dequeue(&c->pending);
         evtimer_del(c->timer);
     }
+    conn_read_empty_body(c);
     if (!(c->flags & RP_REQ_DONE) || rp_worker_stopping(c->w)) {
         c->flags &= ~RP_REQ_KEEPALIVE;     /* unread request bytes: cannot resync */
     }
@@ -402,7 +468,7 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
     if (rp_msg_method(&c->req) != HTTP_HEAD || c->req.stage == RP_MSG_HEAD) {
         evbuffer_add(out, body, (size_t) blen);
     }
-    c->bytes_out += evbuffer_get_length(out);
+    c->bytes_out += evbuffer_get_length(out) - before;
     c->status = status;
     c->flags |= RP_REQ_HEAD_SENT | RP_RESP_DONE;
     rp_http_conn_finish(c);
@@ -472,9 +538,9 @@ rp_http_conn_finish(rp_http_conn_t *c)
     struct evbuffer  *in = bufferevent_get_input(c->bev);
 
     conn_log(c);
+    rp_proxy_run_log_hook(c);
     rp_proxy_detach(c, (c->flags & RP_UP_REUSABLE) && (c->flags & RP_REQ_DONE));
-    free(c->path);
-    c->path = NULL;
+    conn_request_cleanup(c);
     evtimer_del(c->timer);
     if (!(c->flags & RP_REQ_KEEPALIVE) || (c->flags & RP_RESP_TO_CLOSE)
         || rp_worker_stopping(c->w)) {

@@ -15,6 +15,17 @@
 struct bufferevent;
 struct event;
 
+#define RP_LUA_NOREF (-2)               /* LUA_NOREF, without lua.h here */
+
+/* An answer a Lua hook gave with req:respond() / req:redirect(). */
+typedef struct {
+    int        status;
+    char      *body;          /* owned */
+    size_t     body_len;
+    char      *fields;        /* owned: "Name: value\r\n"...                */
+    size_t     fields_len;
+} rp_direct_t;
+
 typedef enum {
     RP_CONN_IDLE = 0,   /* keep-alive, between requests; no request bytes yet      */
     RP_CONN_HEAD,       /* parsing a request head                                  */
@@ -72,6 +83,15 @@ struct rp_http_conn_s {
     int                          in_parse;    /* rp_http_conn_parse() is on the stack      */
     int                          closed;      /* the open reference was dropped            */
     short                        up_eof_what; /* the BEV_EVENT_* of that close             */
+    char                        *query;       /* owned: query a hook set, or NULL           */
+    size_t                       query_len;
+    int                          query_set;   /* a hook set the query (NULL: none)          */
+    void                        *lua_box;     /* the request object's box while referenced */
+    int                          lua_box_ref; /* its registry ref, or RP_LUA_NOREF         */
+    int                          lua_ctx_ref; /* req.ctx, or RP_LUA_NOREF                  */
+    rp_direct_t                 *direct;      /* owned: a hook's own answer, or NULL       */
+    int                          resp_status; /* a hook's res.status, or 0                 */
+    double                       t_head;      /* the head was parsed                       */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
 };
 
@@ -99,7 +119,17 @@ void rp_http_conn_finish(rp_http_conn_t *c);
 /* Feeds buffered client bytes to the parser; called on read and on drain. */
 void rp_http_conn_parse(rp_http_conn_t *c);
 
+/* Answers with c->direct (a hook's req:respond()), then finishes. */
+void rp_http_conn_direct(rp_http_conn_t *c);
+
 /* proxy.c */
+void rp_proxy_run_log_hook(rp_http_conn_t *c);
+/* The path and query the backend will get (a hook's or a rewrite's, else the
+ * client's); query is NULL when there is none (qlen 0). */
+void rp_proxy_target(const rp_http_conn_t *c, const char **path, size_t *plen,
+                     const char **query, size_t *qlen);
+/* The Host the client asked for, or NULL. */
+const char *rp_proxy_host(const rp_http_conn_t *c, size_t *len);
 void rp_proxy_start(rp_http_conn_t *c);              /* head parsed: route and go   */
 void rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n);
 void rp_proxy_request_done(rp_http_conn_t *c);

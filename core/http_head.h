@@ -107,6 +107,9 @@ rp_msg_str(const rp_msg_t *m, uint32_t off)
     return m->buf + off;
 }
 
+/* The reason phrase of a status code (RFC 9110 §15), "" when unknown. */
+const char *rp_http_reason(int status);
+
 int rp_msg_http_minor(const rp_msg_t *m);
 int rp_msg_method(const rp_msg_t *m);      /* llhttp_method_t */
 int rp_msg_status(const rp_msg_t *m);

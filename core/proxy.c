@@ -5,8 +5,13 @@
 #include "http_conn.h"
 
 #include "log.h"
+#include "lua_balancer.h"
+#include "lua_request.h"
+#include "lua_state.h"
 #include "match.h"
 #include "worker.h"
+
+#include <lauxlib.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -51,8 +56,8 @@ pending_conn(rp_pending_t *p)
 
 /* The Host the client asked for: the authority of an absolute-form target
  * (RFC 9112 §3.2.2), else the Host field; NULL with len 0 if none. */
-static const char *
-proxy_host(const rp_http_conn_t *c, size_t *len)
+const char *
+rp_proxy_host(const rp_http_conn_t *c, size_t *len)
 {
     const rp_msg_t  *m = &c->req;
     const char      *t = rp_msg_str(m, m->target), *a, *e;
@@ -67,35 +72,74 @@ proxy_host(const rp_http_conn_t *c, size_t *len)
     return rp_msg_header(m, "host", 4, len);
 }
 
-/* The origin-form part of the target: path and "?query". */
+/* The origin-form parts of the client's target: path, and query or NULL. */
 static void
-proxy_split_target(const rp_http_conn_t *c, const char **path, size_t *plen, const char **query)
+proxy_client_target(const rp_http_conn_t *c, const char **path, size_t *plen,
+                    const char **query, size_t *qlen)
 {
     const rp_msg_t  *m = &c->req;
     const char      *t = rp_msg_str(m, m->target), *q;
+    size_t           n;
 
     if (c->flags & RP_REQ_ABSOLUTE) {
         t = strstr(t, "://") + 3;
         t += strcspn(t, "/?");
-        if (*t == '\0' || *t == '?') {
-            *path = "/";
-            *plen = 1;
-            *query = t;
-            return;
-        }
     }
-    q = strchr(t, '?');
-    *path = t;
-    *plen = q ? (size_t) (q - t) : strlen(t);
-    *query = q ? q : "";
+    n = m->target_len - (size_t) (t - rp_msg_str(m, m->target));
+    q = memchr(t, '?', n);
+    if (n == 0 || t[0] == '?') {
+        *path = "/";                       /* "http://host" or "http://host?x" */
+        *plen = 1;
+    } else {
+        *path = t;
+        *plen = q ? (size_t) (q - t) : n;
+    }
+    *query = q ? q + 1 : NULL;
+    *qlen = q ? n - (size_t) (q - t) - 1 : 0;
+}
+
+void
+rp_proxy_target(const rp_http_conn_t *c, const char **path, size_t *plen, const char **query,
+                size_t *qlen)
+{
+    proxy_client_target(c, path, plen, query, qlen);
+    if (c->path != NULL) {
+        *path = c->path;
+        *plen = c->path_len;
+    }
+    if (c->query_set) {
+        *query = c->query;
+        *qlen = c->query_len;
+    }
+}
+
+/* A Lua balancer chose b: its IDLE connection, else its own queue. */
+static int
+proxy_acquire_backend(rp_http_conn_t *c, rp_backend_t *b, rp_upstream_conn_t **uc)
+{
+    c->target = &c->w->singles[b->conf->index];
+    return rp_target_acquire(c->target, &proxy_user, c, uc);
 }
 
 static void
 proxy_acquire(rp_http_conn_t *c)
 {
     rp_upstream_conn_t  *uc;
+    rp_backend_t        *b;
     struct timeval       tv;
-    switch (rp_target_acquire(c->target, &proxy_user, c, &uc)) {
+    rp_lua_t            *lua = c->w->lua;
+    int                  rc = RP_DECLINED;
+
+    if (c->target->pool >= 0 && lua->pool_balancers[c->target->pool] != LUA_NOREF) {
+        rc = rp_lua_balance(lua, (unsigned) c->target->pool, c, &b);
+        if (rc == RP_ERROR) {
+            rp_http_conn_error(c, 500, "the Lua balancer failed");
+            return;
+        }
+    }
+    rc = rc == RP_OK ? proxy_acquire_backend(c, b, &uc)
+                     : rp_target_acquire(c->target, &proxy_user, c, &uc);
+    switch (rc) {
     case RP_OK:
         proxy_attach(c, uc);
         return;
@@ -138,12 +182,72 @@ pending_fail(rp_pending_t *p, int status)
     rp_http_conn_unref(c);
 }
 
+/* Runs the hook at ref with the request (and the response) object. */
+static int
+proxy_hook(rp_http_conn_t *c, int ref, unsigned phase, const char *what)
+{
+    rp_lua_t  *lua = c->w->lua;
+    void      *res = NULL;
+    int        rc;
+
+    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ref);
+    rp_lua_request_enter(lua, c);
+    if (phase & (RP_PHASE_RESPONSE | RP_PHASE_LOG)) {
+        res = rp_lua_response_enter(lua, c, phase == RP_PHASE_LOG);
+    }
+    rc = rp_lua_call(lua, res ? 2 : 1, 0, phase, what);
+    rp_lua_request_leave(lua, c);
+    if (res != NULL) {
+        rp_lua_response_leave(res);
+    }
+    return rc;
+}
+
+/* rproxy.on_request, then the route's own on_request. RP_OK: go on to a
+ * backend; otherwise c was answered (500 on a hook error, or the hook's own
+ * answer). No Lua call at all when neither is defined. */
+static int
+proxy_request_hooks(rp_http_conn_t *c)
+{
+    rp_lua_t  *lua = c->w->lua;
+    int        route_ref = rp_lua_route_hook(lua, (unsigned) (c->vhost - c->w->conf->vhosts),
+                                             (unsigned) (c->route - c->vhost->routes));
+
+    if (lua->on_request != LUA_NOREF
+        && proxy_hook(c, lua->on_request, RP_PHASE_REQUEST, "on_request") != RP_OK) {
+        goto fail;
+    }
+    if (c->direct == NULL && route_ref != LUA_NOREF
+        && proxy_hook(c, route_ref, RP_PHASE_REQUEST, "route on_request") != RP_OK) {
+        goto fail;
+    }
+    if (c->direct != NULL) {
+        rp_http_conn_direct(c);
+        return RP_DONE;
+    }
+    return RP_OK;
+
+fail:
+    rp_http_conn_error(c, 500, "a Lua hook failed");
+    return RP_ERROR;
+}
+
+void
+rp_proxy_run_log_hook(rp_http_conn_t *c)
+{
+    rp_lua_t  *lua = c->w->lua;
+
+    if (lua != NULL && lua->on_log != LUA_NOREF) {
+        proxy_hook(c, lua->on_log, RP_PHASE_LOG, "on_log");
+    }
+}
+
 void
 rp_proxy_start(rp_http_conn_t *c)
 {
     rp_msg_t   *m = &c->req;
     const char *host, *path, *query, *t = rp_msg_str(m, m->target);
-    size_t      hlen, plen;
+    size_t      hlen, plen, qlen;
     char        buf[8192 + 1];
     int         n;
 
@@ -157,9 +261,10 @@ rp_proxy_start(rp_http_conn_t *c)
     if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
         c->flags |= RP_REQ_ABSOLUTE;
     }
-    host = proxy_host(c, &hlen);
+    c->t_head = rp_now();
+    host = rp_proxy_host(c, &hlen);
     c->vhost = rp_match_vhost(c->w->conf, host ? host : "", host ? hlen : 0);
-    proxy_split_target(c, &path, &plen, &query);
+    proxy_client_target(c, &path, &plen, &query, &qlen);
     c->route = c->vhost ? rp_match_route(c->vhost, path, plen) : NULL;
     if (c->route == NULL) {
         rp_http_conn_error(c, 404, "no route for this host and path");
@@ -179,6 +284,9 @@ rp_proxy_start(rp_http_conn_t *c)
     c->target = rp_worker_target(c->w, &c->route->to);
     c->pending.ready = pending_ready;
     c->pending.fail = pending_fail;
+    if (proxy_request_hooks(c) != RP_OK) {
+        return;                            /* answered: an error or the hook's own */
+    }
     proxy_acquire(c);
 }
 
@@ -222,27 +330,26 @@ proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
     const rp_msg_t           *m = &c->req;
     const char               *meth = llhttp_method_name((llhttp_method_t) rp_msg_method(m));
     const char               *path, *query;
-    size_t                    plen, hlen;
+    size_t                    plen, hlen, qlen;
     unsigned                  xh = c->lc->x_headers;
     char                      via[32];
 
-    proxy_split_target(c, &path, &plen, &query);
-    if (c->path != NULL) {
-        path = c->path;
-        plen = c->path_len;
-    }
+    rp_proxy_target(c, &path, &plen, &query, &qlen);
     evbuffer_add(out, meth, strlen(meth));
     evbuffer_add(out, " ", 1);
     evbuffer_add(out, path, plen);
-    evbuffer_add(out, query, strlen(query));
+    if (query != NULL) {
+        evbuffer_add(out, "?", 1);
+        evbuffer_add(out, query, qlen);
+    }
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
     if (c->flags & RP_REQ_ABSOLUTE) {
-        const char  *h = proxy_host(c, &hlen);
+        const char  *h = rp_proxy_host(c, &hlen);
 
         evbuffer_add(out, "Host: ", 6);
         evbuffer_add(out, h, hlen);
         evbuffer_add(out, "\r\n", 2);
-    } else if (m->hosts == 0) {
+    } else if (rp_msg_header(m, "host", 4, NULL) == NULL) {
         evbuffer_add_printf(out, "Host: %s\r\n", c->uc->b->conf->address);
     }
     if (c->flags & RP_REQ_ABSOLUTE) {
@@ -425,7 +532,9 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
         if (rc < 0) {
             rp_log_warn("backend %s: invalid response: %s", uc->b->conf->name,
                         uc->resp.error ? uc->resp.error : "?");
-            rp_http_conn_error(c, 502, "invalid response from the backend");
+            rp_http_conn_error(c, uc->resp.status == 500 ? 500 : 502,
+                               uc->resp.status == 500 ? uc->resp.error
+                                                      : "invalid response from the backend");
             break;
         }
         evbuffer_drain(in, (size_t) rc);
@@ -512,25 +621,25 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
 {
     static const char *const  skip[] = { "content-length", "via", NULL };
     struct evbuffer          *out = bufferevent_get_output(c->bev);
-    int                       status = rp_msg_status(m);
+    int                       status = final && c->resp_status ? c->resp_status
+                                                                 : rp_msg_status(m);
     int                       head = rp_msg_method(&c->req) == HTTP_HEAD;
     int                       client11 = rp_msg_http_minor(&c->req) == 1;
     const char               *reason = rp_msg_str(m, m->target), *cl;
     size_t                    before = evbuffer_get_length(out), cllen;
     char                      via[32];
 
-    if (m->target_len == 0) {
-        reason = llhttp_status_name((llhttp_status_t) status);
-        reason = reason ? reason : "";
+    if (m->target_len == 0 || status != rp_msg_status(m)) {
+        reason = rp_http_reason(status);
     }
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
     rp_msg_write_fields(m, out, skip);
     snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
     write_list_field(out, m, "Via", 3, via, strlen(via));
     if (final) {
-        if (head || status == 304 || status == 204) {
+        if (head || rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {
             cl = rp_msg_header(m, "content-length", 14, &cllen);
-            if (cl != NULL && status != 204) {
+            if (cl != NULL && rp_msg_status(m) != 204) {
                 evbuffer_add_printf(out, "Content-Length: %.*s\r\n", (int) cllen, cl);
             }
         } else if (m->parser.flags & F_CONTENT_LENGTH) {
@@ -578,6 +687,12 @@ resp_on_head(rp_msg_t *m)
             proxy_write_response_head(c, m, 0);    /* 100, 103: relayed as they come */
         }
         return 1;
+    }
+    if (c->w->lua->on_response != LUA_NOREF
+        && proxy_hook(c, c->w->lua->on_response, RP_PHASE_RESPONSE, "on_response") != RP_OK) {
+        m->status = 500;
+        m->error = "the on_response hook failed";
+        return -1;
     }
     proxy_write_response_head(c, m, 1);
     /* no body, whatever Content-Length says (RFC 9110 §6.4.1); llhttp would

@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include "log.h"
+#include "shared_dict.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -190,6 +191,10 @@ server_cleanup(rp_server_t *srv)
         rp_worker_free(srv->workers[i]);
     }
     free(srv->workers);
+    for (i = 0; srv->dicts != NULL && i < srv->conf->ndicts; i++) {
+        rp_shdict_unref(srv->dicts[i]);
+    }
+    free(srv->dicts);
     free(srv->listener_logs);
     free(srv->vhost_logs);
     if (srv->pidfile_written) {
@@ -214,6 +219,11 @@ rp_server_run(rp_config_t *conf)
     srv.conf = conf;
     signal(SIGPIPE, SIG_IGN);
     server_raise_nofile(conf);
+    /* before the workers: their states look the dictionaries up by name */
+    srv.dicts = rp_xalloc((conf->ndicts + 1) * sizeof(rp_shdict_t *));
+    for (i = 0; i < conf->ndicts; i++) {
+        srv.dicts[i] = rp_shdict_open(conf->dicts[i].name, conf->dicts[i].size);
+    }
     if (server_open_logs(&srv) != RP_OK || (srv.base = event_base_new()) == NULL) {
         server_cleanup(&srv);
         return 1;

@@ -17,6 +17,7 @@ struct rp_server_s {
     rp_access_log_t    **vhost_logs;     /* owned array, conf->nvhosts                 */
     struct event_base   *base;           /* owned: signals                             */
     int                  pidfile_written;
+    struct rp_shdict_s **dicts;          /* references to conf->dicts' dictionaries */
 };
 
 /* Serves conf until SIGTERM/SIGINT. Returns the process exit status. */

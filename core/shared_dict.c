@@ -78,7 +78,7 @@ shdict_hash(const rp_shdict_t *d, const char *key, size_t len)
     size_t                i, tail = len & 7;
 
     for (i = 0; i + 8 <= len; i += 8) {
-        memcpy(&m, p + i, 8);   /* little-endian hosts; the hash never leaves the process */
+        memcpy(&m, p + i, 8);   /* host byte order: the hash never leaves the process */
         v3 ^= m;
         SH_ROUND;
         v0 ^= m;
@@ -402,6 +402,9 @@ rp_shdict_find(const char *name)
 {
     rp_shdict_t  *d;
 
+    if (name == NULL) {
+        return NULL;
+    }
     pthread_mutex_lock(&shdict_registry_lock);
     d = shdict_find_locked(name);
     pthread_mutex_unlock(&shdict_registry_lock);
@@ -413,6 +416,9 @@ rp_shdict_find_ref(const char *name)
 {
     rp_shdict_t  *d;
 
+    if (name == NULL) {
+        return NULL;
+    }
     pthread_mutex_lock(&shdict_registry_lock);
     if ((d = shdict_find_locked(name)) != NULL) {
         d->refs++;

@@ -32,6 +32,13 @@ void rp_tls_server_free(rp_tls_server_t *t);
  * must not outlive the snapshot that owns t. NULL on OOM. */
 SSL *rp_tls_server_ssl(rp_tls_server_t *t);
 
+/* Call before freeing an SSL (either side) whose handshake finished: sends
+ * close_notify if the transport takes it at once, and marks the SSL as shut
+ * down either way. Without it SSL_free() (bufferevent_free() too) removes
+ * the session from the server's cache, so it could not be resumed. Never
+ * blocks; does nothing after a failed handshake. */
+void rp_tls_shutdown(SSL *ssl);
+
 /* Names the connection in the log lines the handshake writes (a rejected
  * client certificate): "conn 12 from 1.2.3.4:5678". Copied (63 bytes kept). */
 void rp_tls_set_log_id(SSL *ssl, const char *id);

@@ -167,6 +167,7 @@ uc_down(rp_upstream_conn_t *uc, const char *why)
     double           delay = uc->backoff * jitter;
     struct timeval   tv;
 
+    b->failures++;
     if (uc->state != RP_UC_DOWN) {
         rp_log_warn("backend %s (%s): connection down: %s; retry in %.2fs",
                     b->conf->name, b->addr_text, why, delay);
@@ -227,6 +228,7 @@ uc_on_connected(rp_upstream_conn_t *uc)
                                    : ((struct sockaddr_in *) &ss)->sin_port);
     }
     uc->backoff = uc->b->conf->retry;
+    uc->b->failures = 0;
     uc->served = 0;
     uc_became_idle(uc);
 }
@@ -359,6 +361,7 @@ rp_target_init(rp_target_t *t, const char *name, rp_balance_e balance,
     t->members = members;
     t->nmembers = n;
     t->seq = seq;
+    t->pool = -1;
     TAILQ_INIT(&t->pending);
     for (i = 0; i < n; i++) {
         rp_backend_t  *b = members[i];

@@ -57,6 +57,7 @@ struct rp_backend_s {
     unsigned                    nactive;
     unsigned                    ndown;
     double                      rtt;        /* EWMA time to first response byte, s    */
+    unsigned                    failures;   /* connects failed in a row               */
     rp_target_t               **targets;    /* owned array of borrowed: who may wait  */
     unsigned                    ntargets;
     char                        addr_text[64]; /* "host:port" for logs                */
@@ -80,6 +81,7 @@ struct rp_target_s {
     TAILQ_HEAD(, rp_pending_s)  pending;    /* FIFO                                   */
     unsigned                    npending;
     uint64_t                   *seq;        /* borrowed: the worker's counter         */
+    int                         pool;       /* index in conf->pools; -1: one backend  */
 };
 
 /* Sets up b for conf and starts connecting its connections (if enabled). */

@@ -4,6 +4,7 @@
 
 #include "http_conn.h"
 #include "log.h"
+#include "lua_state.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -54,6 +55,7 @@ worker_build_targets(rp_worker_t *w)
         }
         rp_target_init(&w->pools[i], pc->name, pc->balance, members, pc->nmembers,
                        &w->pending_seq);
+        w->pools[i].pool = (int) i;
     }
     w->singles = rp_xalloc((conf->nbackends + 1) * sizeof(rp_target_t));
     for (i = 0; i < conf->nbackends; i++) {
@@ -157,6 +159,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
 {
     rp_worker_t  *w;
     unsigned      i;
+    char          err[1024];
 
     w = rp_xalloc(sizeof(rp_worker_t));
     w->id = id;
@@ -192,6 +195,11 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
         evconnlistener_set_error_cb(li->l, worker_on_accept_error);
     }
     worker_build_targets(w);
+    if ((w->lua = rp_lua_new(w, conf, err, sizeof(err))) == NULL) {
+        rp_log_error("worker %u: %s", id, err);
+        worker_free_targets(w);
+        goto fail_listeners;
+    }
     return w;
 
 fail_listeners:
@@ -260,6 +268,7 @@ rp_worker_free(rp_worker_t *w)
         }
     }
     worker_close_listeners(w);
+    rp_lua_free(w->lua);
     worker_free_targets(w);
     free(w->listeners);
     event_free(w->stop_ev);

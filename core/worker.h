@@ -39,6 +39,7 @@ struct rp_worker_s {
     struct event              *stop_ev;    /* owned: reads stop_fd                      */
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     int                        stopping;
+    struct rp_lua_s           *lua;        /* owned: this worker's Lua state             */
 };
 
 /* Creates a worker over conf (takes a reference) with the listening sockets

@@ -3,6 +3,7 @@
  * declaration copies what it needs into C, and nothing points into Lua. */
 #include "lua_config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +23,9 @@
 
 #include "balancer.h"
 #include "config.h"
+#include "tls.h"
+#include "lua_state.h"
+#include "shared_dict.h"
 
 #define CONFIG_WHERE_LEN  160       /* "backend 'app1'": the subject of messages */
 #define CONFIG_MSG_LEN    512
@@ -790,6 +794,504 @@ config_log(config_opts_t *o, rp_access_log_conf_t *al, rp_config_t *conf)
 }
 
 
+/* ---- tls = { ... } ------------------------------------------------------------ */
+
+/* The names tls.protocols accepts, and their bits. */
+static const char *const  config_tls_proto_names[] = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+static const unsigned     config_tls_proto_bits[] = {
+    RP_TLS_PROTO_TLSv1, RP_TLS_PROTO_TLSv1_1, RP_TLS_PROTO_TLSv1_2, RP_TLS_PROTO_TLSv1_3
+};
+
+/* tls.headers: the key of each fact, and its default header name (which is
+ * also the name x_headers knows it by). */
+static const char *const  config_tls_fact_keys[RP_TLS_H_COUNT] = {
+    "subject", "issuer", "serial", "not_before", "not_after", "cipher", "protocol", "sni",
+    "fingerprint", "certificate"
+};
+static const char *const  config_tls_fact_headers[RP_TLS_H_COUNT] = {
+    "X-SSL-Subject", "X-SSL-Issuer", "X-SSL-Serial", "X-SSL-NotBefore", "X-SSL-NotAfter",
+    "X-SSL-Cipher", "X-SSL-Protocol", "X-SSL-SNI", "X-SSL-Fingerprint", "X-SSL-Certificate"
+};
+
+static const char *const  config_tls_verify_names[] = { "none", "optional", "require" };
+static const char *const  config_tls_misdirected_names[] = { "reject", "allow" };
+
+/* A header name is an RFC 9110 token. */
+static int
+config_is_token(const char *s)
+{
+    if (*s == '\0') {
+        return 0;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char) *s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+opts_has(config_opts_t *o, const char *key)
+{
+    if (!opts_push(o, key)) {
+        return 0;
+    }
+    lua_pop(o->L, 1);
+    return 1;
+}
+
+/* p made absolute against the directory of the configuration file, so that
+ * the file is found whatever the current directory (and again on reload). */
+static char *
+config_abs_path(const char *conf_path, const char *p)
+{
+    char         dir[PATH_MAX], abs[PATH_MAX], *out;
+    const char  *slash = strrchr(conf_path, '/'), *d = dir;
+    size_t       n;
+
+    if (p[0] == '/') {
+        return rp_xstrdup(p);
+    }
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        n = (size_t) (slash - conf_path);
+        n = n == 0 ? 1 : n < sizeof(dir) ? n : sizeof(dir) - 1;
+        memcpy(dir, conf_path, n);
+        dir[n] = '\0';
+    }
+    if (realpath(dir, abs) != NULL) {
+        d = strcmp(abs, "/") == 0 ? "" : abs;
+    }
+    n = strlen(d) + strlen(p) + 2;
+    out = rp_xalloc(n);
+    snprintf(out, n, "%s/%s", d, p);
+    return out;
+}
+
+/* A path string: as opts_string(), then made absolute. */
+static int
+opts_path(config_opts_t *o, const char *key, char **out)
+{
+    char  *abs;
+
+    if (!opts_string(o, key, out)) {
+        return 0;
+    }
+    abs = config_abs_path(o->ctx->conf->path, *out);
+    free(*out);
+    *out = abs;
+    return 1;
+}
+
+/* A header name (a token), copied into *out. */
+static void
+opts_header_name(config_opts_t *o, const char *key, char **out)
+{
+    if (opts_string(o, key, out) && !config_is_token(*out)) {
+        opts_error(o, key, "a header name (letters, digits and !#$%&'*+-.^_`|~)");
+    }
+}
+
+/* cert = ..., key = ... or certs = { { cert = ..., key = ... }, ... }: one is
+ * required. The array is attached to its owner before an item is read, so a
+ * raise leaves nothing unowned. */
+static void
+config_tls_certs(config_opts_t *o, rp_tls_cert_conf_t **certs, unsigned *n)
+{
+    static const char *const  keys[] = { "cert", "key", NULL };
+    static const char         what[] = "an array of { cert = \"...\", key = \"...\" } tables";
+    lua_State                *L = o->L;
+    config_opts_t             po;
+    char                      item[24];
+    unsigned                  i, len;
+    int                       has_cert = opts_has(o, "cert"), has_key = opts_has(o, "key");
+
+    if (!opts_has(o, "certs")) {
+        if (!has_cert || !has_key) {
+            config_raise(L, o->ctx, "%s: '%scert' and '%skey' are required (or '%scerts')",
+                         o->where, o->prefix, o->prefix, o->prefix);
+        }
+        *certs = rp_xalloc(sizeof(rp_tls_cert_conf_t));
+        *n = 1;
+        opts_path(o, "cert", &(*certs)[0].cert);
+        opts_path(o, "key", &(*certs)[0].key);
+        return;
+    }
+    if (has_cert || has_key) {
+        config_raise(L, o->ctx, "%s: '%scerts' cannot be used with '%scert' and '%skey'",
+                     o->where, o->prefix, o->prefix, o->prefix);
+    }
+    opts_push(o, "certs");
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
+        opts_error(o, "certs", what);
+    }
+    opts_check_array(o, "certs", -1, what);
+    len = (unsigned) lua_rawlen(L, -1);
+    *certs = rp_xalloc(len * sizeof(rp_tls_cert_conf_t));
+    *n = len;
+    for (i = 1; i <= len; i++) {
+        if (lua_rawgeti(L, -1, i) != LUA_TTABLE) {
+            opts_error(o, "certs", what);
+        }
+        opts_init(&po, L, o->ctx, -1, o->where);
+        snprintf(item, sizeof(item), "certs[%u]", i);
+        opts_prefix(&po, o->prefix, item);
+        opts_check_keys(&po, keys, 0);
+        if (!opts_path(&po, "cert", &(*certs)[i - 1].cert)
+            || !opts_path(&po, "key", &(*certs)[i - 1].key)) {
+            config_raise(L, o->ctx, "%s: '%scert' and '%skey' are required", o->where,
+                         po.prefix, po.prefix);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void
+config_tls_protocols(config_opts_t *o, unsigned *out)
+{
+    char         what[160];
+    lua_State   *L = o->L;
+    const char  *s;
+    unsigned     i, k, n, bits = 0;
+
+    if (!opts_push(o, "protocols")) {
+        return;
+    }
+    snprintf(what, sizeof(what), "a non-empty array of ");
+    config_one_of(what + strlen(what), sizeof(what) - strlen(what), config_tls_proto_names, 4);
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
+        opts_error(o, "protocols", what);
+    }
+    opts_check_array(o, "protocols", -1, what);
+    n = (unsigned) lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        s = lua_rawgeti(L, -1, i) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        for (k = 0; k < 4 && strcmp(s, config_tls_proto_names[k]) != 0; k++) {
+            /* find the name */
+        }
+        if (k == 4) {
+            opts_error(o, "protocols", what);
+        }
+        bits |= config_tls_proto_bits[k];
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    *out = bits;
+}
+
+/* key = false | true | { size = N, <time_key> = S }. */
+static void
+config_tls_cache(config_opts_t *o, const char *key, const char *time_key, int *on,
+                 unsigned *size, double *time)
+{
+    const char     *keys[] = { "size", time_key, NULL };
+    char            what[96];
+    config_opts_t   co;
+
+    if (!opts_push(o, key)) {
+        return;
+    }
+    if (lua_type(o->L, -1) == LUA_TBOOLEAN) {
+        *on = lua_toboolean(o->L, -1);
+    } else if (lua_istable(o->L, -1)) {
+        *on = 1;
+        opts_init(&co, o->L, o->ctx, -1, o->where);
+        opts_prefix(&co, o->prefix, key);
+        opts_check_keys(&co, keys, 0);
+        opts_uint(&co, "size", 1, size);
+        opts_duration(&co, time_key, time);
+    } else {
+        snprintf(what, sizeof(what), "false, true or a table { size = N, %s = S }", time_key);
+        opts_error(o, key, what);
+    }
+    lua_pop(o->L, 1);
+}
+
+/* alpn = { "http/1.1" }: absent keeps the default, {} answers no ALPN. */
+static void
+config_tls_alpn(config_opts_t *o, rp_tls_conf_t *tc)
+{
+    unsigned  i;
+
+    if (!opts_has(o, "alpn")) {
+        tc->alpn = rp_xalloc(sizeof(char *));
+        tc->alpn[0] = rp_xstrdup("http/1.1");
+        tc->nalpn = 1;
+        return;
+    }
+    opts_strings(o, "alpn", &tc->alpn, &tc->nalpn);
+    for (i = 0; i < tc->nalpn; i++) {
+        if (strlen(tc->alpn[i]) > 255) {
+            opts_error(o, "alpn", "an array of protocol names of at most 255 bytes");
+        }
+    }
+}
+
+/* headers = { subject = "X-Client-DN", ... }: renames what a fact is sent as. */
+static void
+config_tls_headers(config_opts_t *o, rp_tls_conf_t *tc)
+{
+    const char     *keys[RP_TLS_H_COUNT + 1];
+    config_opts_t   ho;
+    unsigned        h;
+
+    for (h = 0; h < RP_TLS_H_COUNT; h++) {
+        tc->headers[h] = rp_xstrdup(config_tls_fact_headers[h]);
+        keys[h] = config_tls_fact_keys[h];
+    }
+    keys[RP_TLS_H_COUNT] = NULL;
+    if (!opts_table(o, "headers", &ho)) {
+        return;
+    }
+    opts_check_keys(&ho, keys, 0);
+    for (h = 0; h < RP_TLS_H_COUNT; h++) {
+        opts_header_name(&ho, config_tls_fact_keys[h], &tc->headers[h]);
+    }
+    lua_pop(o->L, 1);
+}
+
+static int
+config_tls_ext_cmp(const void *a, const void *b)
+{
+    return strcasecmp(((const rp_tls_ext_conf_t *) a)->header,
+                      ((const rp_tls_ext_conf_t *) b)->header);
+}
+
+/* extensions = { ["X-SSL-Ext-SAN"] = "subjectAltName", ... }, kept sorted by
+ * header name so that the order does not depend on Lua's hashing. The names
+ * of extensions are checked by core/tls.c when the listener is built. */
+static void
+config_tls_extensions(config_opts_t *o, rp_tls_conf_t *tc)
+{
+    static const char  what[] = "a table of header name = extension name or OID";
+    lua_State         *L = o->L;
+    unsigned           n = 0, i;
+
+    if (!opts_push(o, "extensions")) {
+        return;
+    }
+    if (!lua_istable(L, -1)) {
+        opts_error(o, "extensions", what);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !config_is_token(lua_tostring(L, -2))
+            || lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0) {
+            opts_error(o, "extensions", what);
+        }
+        lua_pop(L, 1);
+        n++;
+    }
+    /* checks done: nothing below raises */
+    tc->exts = rp_xalloc(n * sizeof(rp_tls_ext_conf_t));
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (i < n) {
+            tc->exts[i].header = rp_xstrdup(lua_tostring(L, -2));
+            tc->exts[i].ext = rp_xstrdup(lua_tostring(L, -1));
+            i++;
+        }
+        lua_pop(L, 1);
+    }
+    tc->nexts = i;
+    qsort(tc->exts, tc->nexts, sizeof(rp_tls_ext_conf_t), config_tls_ext_cmp);
+    lua_pop(L, 1);
+}
+
+static rp_tls_conf_t *
+config_tls_conf_new(void)
+{
+    rp_tls_conf_t  *tc = rp_xalloc(sizeof(rp_tls_conf_t));
+
+    tc->protocols = RP_TLS_PROTO_TLSv1_2 | RP_TLS_PROTO_TLSv1_3;
+    tc->handshake_timeout = 10;
+    tc->verify_depth = 4;
+    tc->session_cache = 1;
+    tc->session_cache_size = 20480;
+    tc->session_timeout = 300;
+    tc->tickets = 1;
+    tc->ticket_rotate = 3600;
+    tc->cert_cache = 1;
+    tc->cert_cache_size = 10000;
+    tc->cert_cache_ttl = 300;
+    tc->misdirected_reject = 1;
+    return tc;
+}
+
+/* The checks between keys of a listener's tls. */
+static void
+config_tls_check(config_opts_t *o, rp_tls_conf_t *tc, int verify)
+{
+    int  has_ca = tc->client_ca != NULL || tc->client_ca_dir != NULL;
+
+    if (verify < 0) {
+        tc->verify_client = has_ca ? RP_TLS_VERIFY_REQUIRE : RP_TLS_VERIFY_NONE;
+    } else {
+        tc->verify_client = (rp_tls_verify_e) verify;
+    }
+    if (tc->verify_client != RP_TLS_VERIFY_NONE && !has_ca) {
+        config_raise(o->L, o->ctx, "%s: 'tls.verify_client' = \"%s\" needs 'tls.client_ca' or "
+                     "'tls.client_ca_dir'", o->where,
+                     config_tls_verify_names[tc->verify_client]);
+    }
+    if (tc->verify_client == RP_TLS_VERIFY_NONE && has_ca) {
+        config_raise(o->L, o->ctx, "%s: 'tls.client_ca' is set but 'tls.verify_client' is "
+                     "\"none\"", o->where);
+    }
+    if (tc->crl != NULL && tc->verify_client == RP_TLS_VERIFY_NONE) {
+        config_raise(o->L, o->ctx, "%s: 'tls.crl' needs client certificates "
+                     "('tls.client_ca')", o->where);
+    }
+    if (tc->ticket_key_file != NULL && !tc->tickets) {
+        config_raise(o->L, o->ctx, "%s: 'tls.ticket_key_file' is set but 'tls.tickets' is "
+                     "false", o->where);
+    }
+}
+
+/* A listener's tls = { ... }; see docs/tls.md. Lua stack: unchanged. */
+static void
+config_listen_tls(config_opts_t *o, rp_listen_conf_t *l)
+{
+    static const char *const  keys[] = {
+        "cert", "key", "certs", "protocols", "ciphers", "ciphersuites", "groups", "alpn",
+        "handshake_timeout", "client_ca", "client_ca_dir", "verify_client", "verify_depth",
+        "crl", "session_cache", "tickets", "ticket_key_file", "ticket_rotate", "cert_cache",
+        "misdirected", "headers", "extensions", NULL
+    };
+    config_opts_t             to;
+    rp_tls_conf_t            *tc;
+    lua_Integer               depth;
+    int                       verify = -1, misdirected = 0;
+
+    if (!opts_table(o, "tls", &to)) {
+        return;
+    }
+    opts_check_keys(&to, keys, 0);
+    tc = l->tls = config_tls_conf_new();
+    config_tls_headers(&to, tc);
+    config_tls_certs(&to, &tc->certs, &tc->ncerts);
+    config_tls_protocols(&to, &tc->protocols);
+    opts_string(&to, "ciphers", &tc->ciphers);
+    opts_string(&to, "ciphersuites", &tc->ciphersuites);
+    opts_string(&to, "groups", &tc->groups);
+    config_tls_alpn(&to, tc);
+    opts_duration(&to, "handshake_timeout", &tc->handshake_timeout);
+    opts_path(&to, "client_ca", &tc->client_ca);
+    opts_path(&to, "client_ca_dir", &tc->client_ca_dir);
+    opts_enum(&to, "verify_client", config_tls_verify_names, 3, &verify);
+    if (opts_integer(&to, "verify_depth", 0, 100, &depth)) {
+        tc->verify_depth = (int) depth;
+    }
+    opts_path(&to, "crl", &tc->crl);
+    config_tls_cache(&to, "session_cache", "timeout", &tc->session_cache,
+                     &tc->session_cache_size, &tc->session_timeout);
+    opts_bool(&to, "tickets", &tc->tickets);
+    opts_path(&to, "ticket_key_file", &tc->ticket_key_file);
+    opts_duration(&to, "ticket_rotate", &tc->ticket_rotate);
+    config_tls_cache(&to, "cert_cache", "ttl", &tc->cert_cache, &tc->cert_cache_size,
+                     &tc->cert_cache_ttl);
+    opts_enum(&to, "misdirected", config_tls_misdirected_names, 2, &misdirected);
+    tc->misdirected_reject = misdirected == 0;
+    config_tls_extensions(&to, tc);
+    config_tls_check(o, tc, verify);
+    lua_pop(o->L, 1);
+}
+
+/* A vhost's tls = { cert = ..., key = ... } or { certs = { ... } }. */
+static void
+config_vhost_tls(config_opts_t *o, rp_vhost_conf_t *v)
+{
+    static const char *const  keys[] = { "cert", "key", "certs", NULL };
+    config_opts_t             to;
+
+    if (!opts_table(o, "tls", &to)) {
+        return;
+    }
+    opts_check_keys(&to, keys, 0);
+    config_tls_certs(&to, &v->tls_certs, &v->ntls_certs);
+    lua_pop(o->L, 1);
+}
+
+static int
+config_is_ip(const char *s)
+{
+    unsigned char  buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A backend's tls = true or { ... }, read after its address. */
+static void
+config_backend_tls(config_opts_t *o, rp_backend_conf_t *b)
+{
+    static const char *const  keys[] = {
+        "verify", "ca", "depth", "sni", "name", "cert", "key", NULL
+    };
+    config_opts_t             to;
+    rp_tls_client_conf_t     *cc;
+    lua_Integer               depth;
+    int                       sni = 1;
+
+    if (!opts_push(o, "tls")) {
+        return;
+    }
+    if (lua_type(o->L, -1) == LUA_TBOOLEAN) {
+        if (lua_toboolean(o->L, -1)) {
+            cc = b->tls = rp_xalloc(sizeof(rp_tls_client_conf_t));
+            cc->verify = 1;
+            cc->depth = 4;
+            cc->sni = config_is_ip(b->host) ? NULL : rp_xstrdup(b->host);
+            cc->name = rp_xstrdup(b->host);
+        }
+        lua_pop(o->L, 1);
+        return;
+    }
+    if (!lua_istable(o->L, -1)) {
+        opts_error(o, "tls", "true, false or a table");
+    }
+    opts_init(&to, o->L, o->ctx, -1, o->where);
+    opts_prefix(&to, o->prefix, "tls");
+    opts_check_keys(&to, keys, 0);
+    cc = b->tls = rp_xalloc(sizeof(rp_tls_client_conf_t));
+    cc->verify = 1;
+    cc->depth = 4;
+    opts_bool(&to, "verify", &cc->verify);
+    opts_path(&to, "ca", &cc->ca);
+    if (opts_integer(&to, "depth", 0, 100, &depth)) {
+        cc->depth = (int) depth;
+    }
+    if (opts_push(&to, "sni")) {
+        if (lua_type(o->L, -1) == LUA_TBOOLEAN && !lua_toboolean(o->L, -1)) {
+            sni = 0;
+        }
+        lua_pop(o->L, 1);
+        if (sni) {
+            opts_string(&to, "sni", &cc->sni);      /* raises on anything but a string */
+        }
+    }
+    if (sni && cc->sni == NULL && !config_is_ip(b->host)) {
+        cc->sni = rp_xstrdup(b->host);
+    }
+    if (!opts_string(&to, "name", &cc->name)) {
+        cc->name = rp_xstrdup(cc->sni != NULL ? cc->sni : b->host);
+    }
+    opts_path(&to, "cert", &cc->cert);
+    opts_path(&to, "key", &cc->key);
+    if ((cc->cert == NULL) != (cc->key == NULL)) {
+        config_raise(o->L, o->ctx, "%s: 'tls.cert' and 'tls.key' go together", o->where);
+    }
+    if (!cc->verify && (cc->ca != NULL || opts_has(&to, "name"))) {
+        config_raise(o->L, o->ctx, "%s: 'tls.verify' is false: 'tls.ca' and 'tls.name' would "
+                     "not be used", o->where);
+    }
+    lua_pop(o->L, 1);
+}
+
+
 /* ---- rproxy.settings { ... } ---------------------------------------------- */
 
 /* lua = { instructions = 10000000, memory = "64m" }: the limits of a hook call
@@ -861,6 +1363,7 @@ config_add_backend(lua_State *L, config_ctx_t *ctx, const char *name)
     b->write_timeout = 60;
     b->high_watermark = 256 * 1024;
     b->enabled = 1;
+    b->weight = 1;
     return b;
 }
 
@@ -887,7 +1390,7 @@ l_config_backend_opts(lua_State *L)
 {
     static const char *const  keys[] = {
         "address", "connections", "retry", "retry_max", "connect_timeout", "read_timeout",
-        "write_timeout", "high_watermark", "enabled", NULL
+        "write_timeout", "high_watermark", "enabled", "weight", "tls", NULL
     };
     const char               *name = lua_tostring(L, lua_upvalueindex(2));
     char                      where[CONFIG_WHERE_LEN];
@@ -908,7 +1411,9 @@ l_config_backend_opts(lua_State *L)
     opts_duration(&o, "write_timeout", &b->write_timeout);
     opts_size(&o, "high_watermark", &b->high_watermark);
     opts_bool(&o, "enabled", &b->enabled);
+    opts_uint(&o, "weight", 0, &b->weight);
     config_backend_address(&o, b);
+    config_backend_tls(&o, b);
     config_end(ctx);
     return 0;
 }
@@ -1099,8 +1604,21 @@ config_x_headers(config_opts_t *o, unsigned *out)
         { "X-Forwarded-For", RP_XH_FORWARDED_FOR },
         { "X-Forwarded-Proto", RP_XH_FORWARDED_PROTO },
         { "X-Real-IP", RP_XH_REAL_IP },
+        { "X-SSL-Subject", RP_XH_SSL_SUBJECT },
+        { "X-SSL-Issuer", RP_XH_SSL_ISSUER },
+        { "X-SSL-Serial", RP_XH_SSL_SERIAL },
+        { "X-SSL-NotBefore", RP_XH_SSL_NOT_BEFORE },
+        { "X-SSL-NotAfter", RP_XH_SSL_NOT_AFTER },
+        { "X-SSL-Cipher", RP_XH_SSL_CIPHER },
+        { "X-SSL-Protocol", RP_XH_SSL_PROTOCOL },
+        { "X-SSL-SNI", RP_XH_SSL_SNI },
+        { "X-SSL-Fingerprint", RP_XH_SSL_FINGERPRINT },
+        { "X-SSL-Certificate", RP_XH_SSL_CERTIFICATE },
+        { "X-SSL-Ext", RP_XH_SSL_EXT },
     };
     static const char  what[] = "an array of header names";
+    char               names[512];
+    size_t             used;
     lua_State         *L = o->L;
     const char        *s;
     unsigned           i, k, n, bits = 0;
@@ -1124,9 +1642,11 @@ config_x_headers(config_opts_t *o, unsigned *out)
             }
         }
         if (k == sizeof(known) / sizeof(known[0])) {
-            config_raise(L, o->ctx,
-                         "%s: unknown x_header '%s' (known: X-Forwarded-For, X-Forwarded-Proto, "
-                         "X-Real-IP)", o->where, s);
+            for (k = 0, used = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+                used += (size_t) snprintf(names + used, sizeof(names) - used, "%s%s",
+                                          k ? ", " : "", known[k].name);
+            }
+            config_raise(L, o->ctx, "%s: unknown x_header '%s' (known: %s)", o->where, s, names);
         }
         bits |= known[k].bit;
         lua_pop(L, 1);
@@ -1141,7 +1661,7 @@ l_config_listen(lua_State *L)
     static const char *const  keys[] = {
         "address", "backlog", "read_timeout", "write_timeout", "keepalive_timeout",
         "pending_timeout", "max_pending", "high_watermark", "x_headers", "max_request_line",
-        "max_header_size", "max_headers", "log", NULL
+        "max_header_size", "max_headers", "log", "tls", NULL
     };
     config_opts_t             o;
     config_ctx_t             *ctx;
@@ -1163,6 +1683,7 @@ l_config_listen(lua_State *L)
     opts_size(&o, "max_header_size", &l->max_header_size);
     opts_uint(&o, "max_headers", 1, &l->max_headers);
     config_log(&o, &l->access_log, NULL);
+    config_listen_tls(&o, l);
     config_end(ctx);
     return 0;
 }
@@ -1374,7 +1895,9 @@ config_vhost_check(config_opts_t *o, const char *name, int is_default)
 static int
 l_config_vhost_opts(lua_State *L)
 {
-    static const char *const  keys[] = { "aliases", "default", "log", "routes", NULL };
+    static const char *const  keys[] = {
+        "aliases", "default", "log", "routes", "tls", NULL
+    };
     const char               *name = lua_tostring(L, lua_upvalueindex(2));
     char                      where[CONFIG_WHERE_LEN];
     config_opts_t             o;
@@ -1400,6 +1923,7 @@ l_config_vhost_opts(lua_State *L)
     opts_strings(&o, "aliases", &v->aliases, &v->naliases);
     config_log(&o, &v->access_log, NULL);
     config_routes(&o, v, d);
+    config_vhost_tls(&o, v);
     config_end(ctx);
     return 0;
 }
@@ -1491,6 +2015,10 @@ l_config_shared_dict_opts(lua_State *L)
     opts_size(&o, "size", &size);
     if (size == 0) {
         config_raise(L, ctx, "%s: 'size' is required, as in { size = \"1m\" }", where);
+    }
+    if (size < RP_SHDICT_MIN_SIZE) {
+        config_raise(L, ctx, "%s: 'size' must be at least %dk", where,
+                     (int) (RP_SHDICT_MIN_SIZE / 1024));
     }
     memset(&here, 0, sizeof(here));
     config_decl_here(L, &here);
@@ -1599,6 +2127,50 @@ config_last_line(const char *path)
     return line > 0 ? line : 1;
 }
 
+/* Loads every certificate and builds the SSL_CTXs, once the whole file has
+ * run (a listener serves the certificates of vhosts declared after it), so a
+ * missing file or a key that does not match is a configuration error at the
+ * line of the declaration that names it. */
+static int
+config_build_tls(config_ctx_t *ctx)
+{
+    rp_config_t        *conf = ctx->conf;
+    rp_vhost_conf_t    *v;
+    rp_listen_conf_t   *l;
+    rp_backend_conf_t  *b;
+    char                why[CONFIG_MSG_LEN];
+    unsigned            i;
+
+    for (i = 0; i < conf->nvhosts; i++) {
+        v = &conf->vhosts[i];
+        if (v->ntls_certs > 0
+            && (v->tls_certset = rp_tls_certset_load(v->tls_certs, v->ntls_certs, why,
+                                                     sizeof(why))) == NULL) {
+            config_fail(ctx, ctx->vhosts[i].file, ctx->vhosts[i].line, "vhost '%s': tls: %s",
+                        v->name, why);
+            return RP_ERROR;
+        }
+    }
+    for (i = 0; i < conf->nlisteners; i++) {
+        l = &conf->listeners[i];
+        if (l->tls != NULL
+            && (l->tls_server = rp_tls_server_new(conf, l, why, sizeof(why))) == NULL) {
+            config_fail(ctx, ctx->listeners[i].file, ctx->listeners[i].line,
+                        "listen '%s': tls: %s", l->address, why);
+            return RP_ERROR;
+        }
+    }
+    for (i = 0; i < conf->nbackends; i++) {
+        b = &conf->backends[i];
+        if (b->tls != NULL && (b->tls_client = rp_tls_client_new(b, why, sizeof(why))) == NULL) {
+            config_fail(ctx, ctx->backends[i].file, ctx->backends[i].line, "backend '%s': tls: %s",
+                        b->name, why);
+            return RP_ERROR;
+        }
+    }
+    return RP_OK;
+}
+
 /* Resolves names, checks what the whole file must declare, fills defaults
  * that depend on the whole file. */
 static int
@@ -1626,7 +2198,7 @@ config_finish(config_ctx_t *ctx)
         ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         conf->threads = ncpu > 0 ? (unsigned) ncpu : 1;
     }
-    return RP_OK;
+    return config_build_tls(ctx);
 }
 
 
@@ -1677,6 +2249,7 @@ config_install(lua_State *L, config_ctx_t *ctx)
     lua_newtable(L);
     lua_pushlightuserdata(L, ctx);
     luaL_setfuncs(L, decls, 1);
+    rp_lua_api_open(L, NULL);        /* top-level code may use the runtime API */
     lua_setglobal(L, "rproxy");
 }
 
@@ -1687,6 +2260,7 @@ config_pmain(lua_State *L)
     config_ctx_t  *ctx = lua_touserdata(L, 1);
     int            msgh;
 
+    *(void **) lua_getextraspace(L) = NULL;     /* no worker: rp_lua_of() is NULL */
     luaL_openlibs(L);
     rp_lua_config_package_path(L, ctx->conf->path);
     config_install(L, ctx);

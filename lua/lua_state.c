@@ -1,0 +1,406 @@
+/* lua_state.c: a worker's lua_State: the capped allocator, rproxy.lua
+ * evaluated once more to hand over its hook functions, the instruction
+ * budget, and rp_lua_call(), the only way C enters Lua. */
+#include "lua_state.h"
+
+#include "log.h"
+#include "lua_balancer.h"
+#include "lua_config.h"
+#include "lua_request.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Registry tables the worker's declaration stubs fill while the file runs. */
+#define LS_POOL_FNS     "rproxy.pool_fns"      /* pool name -> balance function      */
+#define LS_ROUTE_FNS    "rproxy.route_fns"     /* vhost name -> { [i] = on_request } */
+#define LS_BALANCER_FNS "rproxy.balancer_fns"  /* balancer name -> function          */
+
+rp_lua_t *
+rp_lua_of(lua_State *L)
+{
+    return *(rp_lua_t **) lua_getextraspace(L);
+}
+
+/* The memory cap: a refused allocation becomes a Lua memory error in the
+ * hook that asked, never a crash. When ptr is NULL, osize is a type tag. */
+static void *
+ls_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    rp_lua_t  *lua = ud;
+    size_t     old = ptr ? osize : 0;
+    void      *p;
+
+    if (nsize == 0) {
+        free(ptr);
+        lua->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && lua->mem_used + (nsize - old) > lua->mem_limit) {
+        lua->mem_failed = 1;
+        return NULL;
+    }
+    p = realloc(ptr, nsize);
+    if (p == NULL) {
+        return NULL;
+    }
+    lua->mem_used = lua->mem_used - old + nsize;
+    return p;
+}
+
+static int
+ls_panic(lua_State *L)
+{
+    rp_log_error("lua: unprotected error: %s (this is a bug)", lua_tostring(L, -1));
+    abort();
+}
+
+static void
+ls_budget_hook(lua_State *L, lua_Debug *ar)
+{
+    rp_lua_t  *lua = rp_lua_of(L);
+
+    lua->budget_hit = 1;
+    luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
+    lua_pushfstring(L, "instruction budget exceeded (settings.lua.instructions = %I)",
+                    (lua_Integer) lua->budget);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+/* Message handler: the error with a traceback. */
+static int
+ls_msgh(lua_State *L)
+{
+    const char  *msg = lua_tostring(L, 1);
+
+    if (msg == NULL) {
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int
+rp_lua_call(rp_lua_t *lua, int nargs, int nresults, unsigned phase, const char *what)
+{
+    lua_State  *L = lua->L;
+    int         base = lua_gettop(L) - nargs, rc;
+    unsigned    saved = lua->phase;
+
+    lua_pushcfunction(L, ls_msgh);
+    lua_insert(L, base);
+    lua->phase = phase;
+    lua->budget_hit = 0;
+    lua->mem_failed = 0;
+    lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, (int) (lua->budget > 0x7fffffff
+                                                          ? 0x7fffffff : lua->budget));
+    rc = lua_pcall(L, nargs, nresults, base);
+    lua_sethook(L, NULL, 0, 0);
+    lua->phase = saved;
+    if (rc != LUA_OK) {
+        if (rc == LUA_ERRMEM || lua->mem_failed) {
+            rp_log_error("lua: %s: memory cap reached (settings.lua.memory = %zu bytes): %s",
+                         what, lua->mem_limit, lua_tostring(L, -1));
+            lua_pop(L, 2);
+            lua_gc(L, LUA_GCCOLLECT);
+        } else {
+            rp_log_error("lua: %s: %s", what, lua_tostring(L, -1));
+            lua_pop(L, 2);
+        }
+        return RP_ERROR;
+    }
+    lua_remove(L, base);
+    return RP_OK;
+}
+
+void
+rp_lua_check_phase(lua_State *L, unsigned phases)
+{
+    rp_lua_t  *lua = rp_lua_of(L);
+
+    if (lua == NULL || !(lua->phase & phases)) {
+        luaL_error(L, "not allowed in this hook");
+    }
+}
+
+/* ---- the worker's declaration stubs ------------------------------------------
+ * The main thread validated the file; here a declaration only hands over the
+ * functions it carries, into a registry table by name. */
+
+static int
+ls_ignore(lua_State *L)
+{
+    return 0;
+}
+
+static int
+ls_ignore_named(lua_State *L)
+{
+    lua_pushcfunction(L, ls_ignore);
+    return 1;
+}
+
+/* [name] -> registry[tname][name] = arg 1 of the returned closure */
+static int
+ls_keep_fn(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, lua_tostring(L, lua_upvalueindex(1)));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static int
+ls_balancer(lua_State *L)
+{
+    lua_pushstring(L, LS_BALANCER_FNS);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, ls_keep_fn, 2);
+    return 1;
+}
+
+static int
+ls_pool_opts(lua_State *L)
+{
+    if (lua_istable(L, 1) && lua_getfield(L, 1, "balance") == LUA_TFUNCTION) {
+        lua_getfield(L, LUA_REGISTRYINDEX, LS_POOL_FNS);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, -3);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+static int
+ls_pool(lua_State *L)
+{
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, ls_pool_opts, 1);
+    return 1;
+}
+
+/* vhost "name" { routes = { {..., on_request = fn}, ... } } */
+static int
+ls_vhost_opts(lua_State *L)
+{
+    lua_Integer  i, n;
+
+    if (!lua_istable(L, 1) || lua_getfield(L, 1, "routes") != LUA_TTABLE) {
+        return 0;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, LS_ROUTE_FNS);
+    lua_newtable(L);
+    n = (lua_Integer) lua_rawlen(L, -3);
+    for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -3, i) == LUA_TTABLE
+            && lua_getfield(L, -1, "on_request") == LUA_TFUNCTION) {
+            lua_rawseti(L, -3, i);
+        } else if (lua_istable(L, -1)) {
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static int
+ls_vhost(lua_State *L)
+{
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, ls_vhost_opts, 1);
+    return 1;
+}
+
+static void
+ls_install_rproxy(lua_State *L, rp_lua_t *lua)
+{
+    static const luaL_Reg  decls[] = {
+        { "settings", ls_ignore },  { "listen", ls_ignore },
+        { "backend", ls_ignore_named }, { "shared_dict", ls_ignore_named },
+        { "pool", ls_pool },        { "vhost", ls_vhost },
+        { "balancer", ls_balancer }, { NULL, NULL },
+    };
+    const char *const      tables[] = { LS_POOL_FNS, LS_ROUTE_FNS, LS_BALANCER_FNS };
+    unsigned               i;
+
+    for (i = 0; i < 3; i++) {
+        lua_newtable(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, tables[i]);
+    }
+    lua_newtable(L);
+    luaL_setfuncs(L, decls, 0);
+    rp_lua_api_open(L, lua);
+    lua_setglobal(L, "rproxy");
+}
+
+/* ---- collecting the hooks ---------------------------------------------------- */
+
+/* rproxy[name] if it is a function, as a registry ref. */
+static int
+ls_global_hook(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "rproxy");
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* registry[tname][key] if it is a function, as a registry ref. */
+static int
+ls_table_fn(lua_State *L, const char *tname, const char *key)
+{
+    int  ref = LUA_NOREF;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, tname);
+    if (lua_getfield(L, -1, key) == LUA_TFUNCTION) {
+        ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return ref;
+}
+
+static void
+ls_collect_routes(rp_lua_t *lua)
+{
+    lua_State           *L = lua->L;
+    const rp_config_t   *conf = lua->conf;
+    unsigned             i, j, n = 0;
+
+    lua->route_base = rp_xalloc((conf->nvhosts + 1) * sizeof(unsigned));
+    for (i = 0; i < conf->nvhosts; i++) {
+        lua->route_base[i] = n;
+        n += conf->vhosts[i].nroutes;
+    }
+    lua->route_base[conf->nvhosts] = n;
+    lua->route_hooks = rp_xalloc((n + 1) * sizeof(int));
+    for (i = 0; i < conf->nvhosts; i++) {
+        const rp_vhost_conf_t  *v = &conf->vhosts[i];
+
+        lua_getfield(L, LUA_REGISTRYINDEX, LS_ROUTE_FNS);
+        lua_getfield(L, -1, v->name);
+        for (j = 0; j < v->nroutes; j++) {
+            int  *slot = &lua->route_hooks[lua->route_base[i] + j];
+
+            *slot = LUA_NOREF;
+            if (v->routes[j].has_hook && lua_istable(L, -1)
+                && lua_rawgeti(L, -1, (lua_Integer) j + 1) == LUA_TFUNCTION) {
+                *slot = luaL_ref(L, LUA_REGISTRYINDEX);
+            } else if (v->routes[j].has_hook) {
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 2);
+    }
+}
+
+static void
+ls_collect_pools(rp_lua_t *lua)
+{
+    const rp_config_t  *conf = lua->conf;
+    unsigned            i;
+
+    lua->pool_balancers = rp_xalloc((conf->npools + 1) * sizeof(int));
+    for (i = 0; i < conf->npools; i++) {
+        const rp_pool_conf_t  *p = &conf->pools[i];
+
+        lua->pool_balancers[i] = LUA_NOREF;
+        if (p->lua_balance) {
+            lua->pool_balancers[i] = ls_table_fn(lua->L, LS_POOL_FNS, p->name);
+        } else if (p->balancer != NULL) {
+            lua->pool_balancers[i] = ls_table_fn(lua->L, LS_BALANCER_FNS, p->balancer);
+        }
+    }
+}
+
+/* Runs rproxy.lua in the new state: [] -> [] or raises. */
+static int
+ls_pmain(lua_State *L)
+{
+    rp_lua_t  *lua = lua_touserdata(L, 1);
+
+    luaL_openlibs(L);
+    rp_lua_config_package_path(L, lua->conf->path);
+    ls_install_rproxy(L, lua);
+    lua_pushcfunction(L, ls_msgh);
+    if (luaL_loadfile(L, lua->conf->path) != LUA_OK) {
+        return lua_error(L);
+    }
+    if (lua_pcall(L, 0, 0, -2) != LUA_OK) {
+        return lua_error(L);
+    }
+    lua_pop(L, 1);
+    lua->on_request = ls_global_hook(L, "on_request");
+    lua->on_response = ls_global_hook(L, "on_response");
+    lua->on_log = ls_global_hook(L, "on_log");
+    ls_collect_routes(lua);
+    ls_collect_pools(lua);
+    rp_lua_request_open(L);
+    rp_lua_balancer_open(lua);
+    return 0;
+}
+
+rp_lua_t *
+rp_lua_new(rp_worker_t *w, const rp_config_t *conf, char *err, size_t errlen)
+{
+    rp_lua_t  *lua;
+
+    lua = rp_xalloc(sizeof(rp_lua_t));
+    lua->w = w;
+    lua->conf = conf;
+    lua->mem_limit = conf->lua_memory;
+    lua->budget = conf->lua_instructions;
+    lua->on_request = lua->on_response = lua->on_log = LUA_NOREF;
+    lua->L = lua_newstate(ls_alloc, lua);
+    if (lua->L == NULL) {
+        snprintf(err, errlen, "lua: cannot create a state");
+        free(lua);
+        return NULL;
+    }
+    *(rp_lua_t **) lua_getextraspace(lua->L) = lua;
+    lua_atpanic(lua->L, ls_panic);
+    lua_pushcfunction(lua->L, ls_pmain);
+    lua_pushlightuserdata(lua->L, lua);
+    if (lua_pcall(lua->L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(lua->L, -1));
+        rp_lua_free(lua);
+        return NULL;
+    }
+    return lua;
+}
+
+void
+rp_lua_free(rp_lua_t *lua)
+{
+    if (lua == NULL) {
+        return;
+    }
+    rp_lua_timers_free(lua);
+    lua_close(lua->L);
+    rp_lua_balancer_cleanup(lua);
+    free(lua->route_hooks);
+    free(lua->route_base);
+    free(lua->pool_balancers);
+    free(lua);
+}
+
+int
+rp_lua_route_hook(const rp_lua_t *lua, unsigned vhost, unsigned route)
+{
+    if (lua->route_hooks == NULL) {
+        return LUA_NOREF;
+    }
+    return lua->route_hooks[lua->route_base[vhost] + route];
+}

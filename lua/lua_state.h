@@ -1,0 +1,72 @@
+/* lua_state.h: a worker's Lua: its lua_State (capped allocator), the hooks
+ * rproxy.lua defines (looked up once, kept as registry references), the
+ * instruction budget of a hook call, and rp_lua_call(), the only way C
+ * enters Lua. */
+#ifndef RP_LUA_STATE_H
+#define RP_LUA_STATE_H
+
+#include "rp.h"
+#include "config.h"
+
+#include <lua.h>
+
+struct event;
+
+/* What a hook may do, checked by the request object's methods. */
+#define RP_PHASE_REQUEST  0x01u   /* on_request: read, rewrite, route, respond   */
+#define RP_PHASE_BALANCE  0x02u   /* a balancer: read, set headers              */
+#define RP_PHASE_RESPONSE 0x04u   /* on_response: read; change response fields  */
+#define RP_PHASE_LOG      0x08u   /* on_log: read only                          */
+
+typedef struct rp_lua_timer_s rp_lua_timer_t;
+
+typedef struct rp_lua_s {
+    lua_State          *L;              /* owned                                        */
+    rp_worker_t        *w;              /* back-pointer; NULL in the config loader      */
+    const rp_config_t  *conf;           /* borrowed: the snapshot the state serves      */
+    size_t              mem_used;       /* bytes the allocator has handed out           */
+    size_t              mem_limit;      /* conf->lua_memory                             */
+    int                 mem_failed;     /* an allocation was refused by the cap         */
+    unsigned long       budget;         /* instructions per hook call                   */
+    int                 budget_hit;     /* the last call ran out of instructions        */
+    unsigned            phase;          /* RP_PHASE_* of the running hook; 0: none      */
+    int                 on_request;     /* registry refs, LUA_NOREF when not defined    */
+    int                 on_response;
+    int                 on_log;
+    int                *route_hooks;    /* owned: per route, flattened by vhost          */
+    unsigned           *route_base;     /* owned: first route_hooks index per vhost     */
+    int                *pool_balancers; /* owned: per pool, ref or LUA_NOREF             */
+    int                *pool_objects;   /* owned: per pool, ref of its Lua pool table   */
+    rp_lua_timer_t     *timers;         /* owned list: rproxy.every                     */
+} rp_lua_t;
+
+/* Creates a worker's state: evaluates conf->path in it (declarations are
+ * already validated by the main thread; here they only hand over the hook
+ * functions). NULL on failure with the reason in err. */
+rp_lua_t *rp_lua_new(rp_worker_t *w, const rp_config_t *conf, char *err, size_t errlen);
+void rp_lua_free(rp_lua_t *lua);
+
+/* Calls the function below nargs arguments on the stack in protected mode,
+ * with the instruction budget and the memory cap, in the given phase.
+ * Returns RP_OK with nresults on the stack, or RP_ERROR with nothing pushed
+ * and the error (file:line, traceback) logged under what. */
+int rp_lua_call(rp_lua_t *lua, int nargs, int nresults, unsigned phase, const char *what);
+
+/* The route hook of route j of vhost i, or LUA_NOREF. */
+int rp_lua_route_hook(const rp_lua_t *lua, unsigned vhost, unsigned route);
+
+/* Installs the runtime part of the rproxy table (now, log, worker_id, every,
+ * shared, helpers) into the table on top of the stack. lua may be NULL (the
+ * config loader's state: every() only checks its arguments there). */
+void rp_lua_api_open(lua_State *L, rp_lua_t *lua);
+
+/* Stops and frees the rproxy.every timers. */
+void rp_lua_timers_free(rp_lua_t *lua);
+
+/* The rp_lua_t of a state (NULL for the loader's). */
+rp_lua_t *rp_lua_of(lua_State *L);
+
+/* Raises unless the running hook is in one of phases. */
+void rp_lua_check_phase(lua_State *L, unsigned phases);
+
+#endif
