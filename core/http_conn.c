@@ -5,12 +5,16 @@
 #include "log.h"
 #include "lua_request.h"
 #include "lua_state.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +61,57 @@ conn_read_timeout(rp_http_conn_t *c, double t)
     bufferevent_set_timeouts(c->bev, t > 0 ? &r : NULL, &wr);
 }
 
+/* A plain bufferevent, or a TLS one in accepting state (the SSL is owned
+ * by the bufferevent from here). The handshake must end in handshake_timeout. */
+static int
+conn_new_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int fd)
+{
+    SSL             *ssl;
+    struct timeval   tv;
+
+    if (lc->tls_server == NULL) {
+        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        return c->bev ? RP_OK : RP_ERROR;
+    }
+    if ((ssl = rp_tls_server_ssl(lc->tls_server)) == NULL) {
+        rp_log_error("client %s: cannot create a TLS session", c->addr);
+        return RP_ERROR;
+    }
+    c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        SSL_free(ssl);
+        return RP_ERROR;
+    }
+    /* a client that closes without close_notify is the common case */
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    c->ssl = ssl;
+    c->handshaking = 1;
+    tv.tv_sec = (time_t) lc->tls->handshake_timeout;
+    tv.tv_usec = (suseconds_t) ((lc->tls->handshake_timeout - (double) tv.tv_sec) * 1e6);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    return RP_OK;
+}
+
+const void *
+rp_http_conn_tls_facts(rp_http_conn_t *c)
+{
+    rp_tls_facts_t  *f;
+
+    if (c->ssl == NULL || c->handshaking) {
+        return NULL;
+    }
+    if (c->tls_facts == NULL) {
+        f = rp_xalloc(sizeof(rp_tls_facts_t));
+        if (rp_tls_facts(c->ssl, f) != RP_OK) {
+            free(f);
+            return NULL;
+        }
+        c->tls_facts = f;
+    }
+    return c->tls_facts;
+}
+
 void
 rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t *lc,
                     int fd, const struct sockaddr *sa, int salen)
@@ -78,9 +133,7 @@ rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t
         c->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        rp_log_error("client %s: bufferevent_socket_new() failed", c->addr);
+    if (conn_new_bev(c, w, lc, fd) != RP_OK) {
         evutil_closesocket(fd);
         free(c);
         return;
@@ -95,7 +148,9 @@ rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t
     c->lua_box_ref = RP_LUA_NOREF;
     c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
-    conn_read_timeout(c, lc->read_timeout);
+    if (!c->handshaking) {
+        conn_read_timeout(c, lc->read_timeout);
+    }
     bufferevent_enable(c->bev, EV_READ);
     rp_worker_conn_added(w, c);
 }
@@ -132,6 +187,13 @@ conn_destroy(rp_http_conn_t *c)
     conn_request_cleanup(c);
     rp_worker_conn_removed(c->w, c);
     event_free(c->timer);
+    if (c->ssl != NULL && !c->handshaking) {
+        rp_tls_shutdown(c->ssl);          /* keeps the session resumable */
+    }
+    if (c->tls_facts != NULL) {
+        rp_tls_facts_cleanup(c->tls_facts);
+        free(c->tls_facts);
+    }
     bufferevent_free(c->bev);
     rp_msg_cleanup(&c->req);
     free(c);
@@ -357,12 +419,32 @@ rp_http_conn_abort(rp_http_conn_t *c, const char *why)
 }
 
 static void
+conn_tls_failed(rp_http_conn_t *c, short what)
+{
+    unsigned long  e = bufferevent_get_openssl_error(c->bev);
+    char           buf[256];
+
+    if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+    }
+    rp_log_info("client %s:%u: TLS handshake failed: %s", c->addr, c->port,
+                (what & BEV_EVENT_TIMEOUT) ? "timed out"
+                : e != 0 ? buf : "connection closed");
+    conn_release(c);
+}
+
+static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     rp_http_conn_t  *c = arg;
 
     rp_http_conn_ref(c);
-    if (c->state == RP_CONN_CLOSING || c->state == RP_CONN_IDLE) {
+    if (what & BEV_EVENT_CONNECTED) {
+        c->handshaking = 0;                /* TLS is up: the request may come */
+        conn_read_timeout(c, c->lc->read_timeout);
+    } else if (c->handshaking) {
+        conn_tls_failed(c, what);
+    } else if (c->state == RP_CONN_CLOSING || c->state == RP_CONN_IDLE) {
         conn_release(c);                   /* linger over, or an idle client left */
     } else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)
                && !(c->flags & RP_REQ_HEAD_SENT)) {
@@ -414,6 +496,7 @@ rp_http_conn_direct(rp_http_conn_t *c)
     struct evbuffer    *out = bufferevent_get_output(c->bev);
     const rp_direct_t  *d = c->direct;
     size_t              before = evbuffer_get_length(out);
+    int                 nobody = d->status == 204 || d->status == 304;   /* RFC 9110 §6.4.1 */
 
     conn_read_empty_body(c);
     if (!(c->flags & RP_REQ_DONE) || rp_worker_stopping(c->w)) {
@@ -421,11 +504,14 @@ rp_http_conn_direct(rp_http_conn_t *c)
     }
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", d->status, status_reason(d->status));
     evbuffer_add(out, d->fields, d->fields_len);
-    evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", d->body_len,
+    if (!nobody) {
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", d->body_len);
+    }
+    evbuffer_add_printf(out, "%s\r\n",
                         (c->flags & RP_REQ_KEEPALIVE)
                             ? (rp_msg_http_minor(&c->req) == 0 ? "Connection: keep-alive\r\n" : "")
                             : "Connection: close\r\n");
-    if (rp_msg_method(&c->req) != HTTP_HEAD) {
+    if (rp_msg_method(&c->req) != HTTP_HEAD && !nobody) {
         evbuffer_add(out, d->body, d->body_len);
     }
     c->bytes_out += evbuffer_get_length(out) - before;

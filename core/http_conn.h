@@ -14,6 +14,7 @@
 
 struct bufferevent;
 struct event;
+struct ssl_st;
 
 #define RP_LUA_NOREF (-2)               /* LUA_NOREF, without lua.h here */
 
@@ -92,6 +93,9 @@ struct rp_http_conn_s {
     rp_direct_t                 *direct;      /* owned: a hook's own answer, or NULL       */
     int                          resp_status; /* a hook's res.status, or 0                 */
     double                       t_head;      /* the head was parsed                       */
+    struct ssl_st               *ssl;         /* borrowed from bev; NULL: plain TCP         */
+    void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
+    int                          handshaking; /* TLS handshake not finished yet             */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
 };
 
@@ -118,6 +122,9 @@ void rp_http_conn_finish(rp_http_conn_t *c);
 
 /* Feeds buffered client bytes to the parser; called on read and on drain. */
 void rp_http_conn_parse(rp_http_conn_t *c);
+
+/* The TLS facts of the connection (read once), or NULL on plain TCP. */
+const void *rp_http_conn_tls_facts(rp_http_conn_t *c);
 
 /* Answers with c->direct (a hook's req:respond()), then finishes. */
 void rp_http_conn_direct(rp_http_conn_t *c);

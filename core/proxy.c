@@ -9,6 +9,7 @@
 #include "lua_request.h"
 #include "lua_state.h"
 #include "match.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <lauxlib.h>
@@ -24,6 +25,7 @@
 #define PROXY_VIA_TOKEN "rproxy"
 
 static void proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc);
+static int  proxy_misdirected(const rp_http_conn_t *c);
 static void proxy_on_up_read(rp_upstream_conn_t *uc, void *arg);
 static void proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc);
 static void proxy_on_up_drain(rp_upstream_conn_t *uc, void *arg);
@@ -265,6 +267,10 @@ rp_proxy_start(rp_http_conn_t *c)
     host = rp_proxy_host(c, &hlen);
     c->vhost = rp_match_vhost(c->w->conf, host ? host : "", host ? hlen : 0);
     proxy_client_target(c, &path, &plen, &query, &qlen);
+    if (proxy_misdirected(c)) {
+        rp_http_conn_error(c, 421, "Host names another vhost than the TLS server name");
+        return;
+    }
     c->route = c->vhost ? rp_match_route(c->vhost, path, plen) : NULL;
     if (c->route == NULL) {
         rp_http_conn_error(c, 404, "no route for this host and path");
@@ -319,14 +325,51 @@ write_list_field(struct evbuffer *out, const rp_msg_t *m, const char *name, size
     evbuffer_add(out, "\r\n", 2);
 }
 
+/* The TLS facts the listener's x_headers ask for, under its header names. */
+static void
+proxy_write_tls_headers(rp_http_conn_t *c, struct evbuffer *out, unsigned xh)
+{
+    const rp_tls_facts_t  *f = rp_http_conn_tls_facts(c);
+    const rp_tls_conf_t   *tls = c->lc->tls;
+    const char            *v;
+    unsigned               h;
+
+    if (f == NULL) {
+        return;
+    }
+    for (h = 0; h < RP_TLS_H_COUNT; h++) {
+        if ((xh & RP_XH_SSL(h)) && (v = rp_tls_facts_get(f, (rp_tls_header_e) h)) != NULL) {
+            evbuffer_add_printf(out, "%s: %s\r\n", tls->headers[h], v);
+        }
+    }
+    for (h = 0; (xh & RP_XH_SSL_EXT) && h < f->nexts; h++) {
+        if (f->exts[h].value != NULL) {
+            evbuffer_add_printf(out, "%s: %s\r\n", f->exts[h].header, f->exts[h].value);
+        }
+    }
+}
+
+/* RFC 9110 §15.5.20: on a TLS listener, a request whose Host names another
+ * vhost than the one whose certificate SNI chose is misdirected. */
+static int
+proxy_misdirected(const rp_http_conn_t *c)
+{
+    const rp_vhost_conf_t  *sni, *host;
+
+    if (c->ssl == NULL || !c->lc->tls->misdirected_reject) {
+        return 0;
+    }
+    sni = rp_tls_sni_vhost(c->ssl);
+    host = (c->vhost != NULL && c->vhost->tls_certset != NULL) ? c->vhost : NULL;
+    return sni != host;
+}
+
 /* The request head as the backend sees it: rewritten target, hop-by-hop
  * fields dropped (RFC 9110 §7.6.1), Via and X-headers added, our framing. */
 static void
 proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
 {
-    static const char *const  skip_x[] = { "content-length", "via", "x-forwarded-for",
-                                           "x-real-ip", "x-forwarded-proto", NULL };
-    static const char *const  skip[] = { "content-length", "via", NULL };
+    const rp_listener_t      *l = c->l;
     const rp_msg_t           *m = &c->req;
     const char               *meth = llhttp_method_name((llhttp_method_t) rp_msg_method(m));
     const char               *path, *query;
@@ -352,28 +395,18 @@ proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
     } else if (rp_msg_header(m, "host", 4, NULL) == NULL) {
         evbuffer_add_printf(out, "Host: %s\r\n", c->uc->b->conf->address);
     }
-    if (c->flags & RP_REQ_ABSOLUTE) {
-        static const char *const  skip_abs[] = { "content-length", "via", "host", NULL };
-
-        rp_msg_write_fields(m, out, xh ? skip_x : skip_abs);
-    } else {
-        rp_msg_write_fields(m, out, xh ? skip_x : skip);
-    }
+    rp_msg_write_fields(m, out, (c->flags & RP_REQ_ABSOLUTE) ? l->skip_abs : l->skip);
     if (xh & RP_XH_FORWARDED_FOR) {
         write_list_field(out, m, "X-Forwarded-For", 15, c->addr, strlen(c->addr));
-    } else if (xh) {
-        write_list_field(out, m, "X-Forwarded-For", 15, NULL, 0);
     }
     if (xh & RP_XH_REAL_IP) {
         evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->addr);
-    } else if (xh && rp_msg_header(m, "x-real-ip", 9, NULL)) {
-        evbuffer_add_printf(out, "X-Real-IP: %s\r\n", rp_msg_header(m, "x-real-ip", 9, NULL));
     }
     if (xh & RP_XH_FORWARDED_PROTO) {
-        evbuffer_add(out, "X-Forwarded-Proto: http\r\n", 25);
-    } else if (xh && rp_msg_header(m, "x-forwarded-proto", 17, NULL)) {
-        evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n",
-                            rp_msg_header(m, "x-forwarded-proto", 17, NULL));
+        evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", c->ssl ? "https" : "http");
+    }
+    if ((xh & RP_XH_SSL_ANY) && c->ssl != NULL) {
+        proxy_write_tls_headers(c, out, xh);
     }
     snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
     write_list_field(out, m, "Via", 3, via, strlen(via));

@@ -4,12 +4,15 @@
 #include "upstream.h"
 
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -76,8 +79,12 @@ static void
 uc_free_socket(rp_upstream_conn_t *uc)
 {
     if (uc->bev != NULL) {
-        bufferevent_free(uc->bev);
+        if (uc->ssl != NULL && (uc->state == RP_UC_IDLE || uc->state == RP_UC_ACTIVE)) {
+            rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
+        }
+        bufferevent_free(uc->bev);         /* frees the SSL too */
         uc->bev = NULL;
+        uc->ssl = NULL;
     }
     uc->user = NULL;
     uc->arg = NULL;
@@ -195,9 +202,25 @@ uc_connect(rp_upstream_conn_t *uc)
     struct timeval   tv;
     double           t = b->conf->connect_timeout;
 
-    uc->bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (b->conf->tls_client != NULL) {
+        /* TLS to the backend; its session is resumed when there is one */
+        uc->ssl = rp_tls_client_ssl(b->conf->tls_client);
+        uc->bev = uc->ssl ? bufferevent_openssl_socket_new(b->base, -1, uc->ssl,
+                                                           BUFFEREVENT_SSL_CONNECTING,
+                                                           BEV_OPT_CLOSE_ON_FREE)
+                          : NULL;
+        if (uc->bev == NULL && uc->ssl != NULL) {
+            SSL_free(uc->ssl);
+        }
+        if (uc->bev != NULL) {
+            bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
+        }
+    } else {
+        uc->bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (uc->bev == NULL) {
-        uc_down(uc, "bufferevent_socket_new() failed");
+        uc->ssl = NULL;
+        uc_down(uc, "cannot create a connection");
         return;
     }
     bufferevent_setcb(uc->bev, uc_on_read, uc_on_write, uc_on_event, uc);
@@ -281,6 +304,9 @@ uc_on_event(struct bufferevent *bev, short what, void *arg)
     case RP_UC_CONNECTING:
         if (what & BEV_EVENT_CONNECTED) {
             uc_on_connected(uc);
+        } else if (uc->ssl != NULL && !(what & BEV_EVENT_TIMEOUT)
+                   && bufferevent_get_openssl_error(bev) != 0) {
+            uc_down(uc, rp_tls_client_error(uc->ssl));
         } else {
             uc_down(uc, (what & BEV_EVENT_TIMEOUT) ? "connect timed out"
                                                    : evutil_socket_error_to_string(

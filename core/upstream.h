@@ -14,6 +14,7 @@
 
 struct bufferevent;
 struct event;
+struct ssl_st;
 struct event_base;
 
 typedef enum {
@@ -44,6 +45,7 @@ struct rp_upstream_conn_s {
     void                       *arg;        /* back-pointer: the client while ACTIVE  */
     double                      sent_at;    /* when the request head was queued       */
     int                         got_bytes;  /* response bytes seen for this request   */
+    struct ssl_st              *ssl;        /* borrowed from bev; NULL: plain TCP     */
 };
 
 struct rp_backend_s {

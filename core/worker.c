@@ -93,7 +93,51 @@ worker_close_listeners(rp_worker_t *w)
             evconnlistener_free(w->listeners[i].l);
             w->listeners[i].l = NULL;
         }
+        free(w->listeners[i].skip);
+        free(w->listeners[i].skip_abs);
+        w->listeners[i].skip = w->listeners[i].skip_abs = NULL;
     }
+}
+
+/* The request fields a listener never forwards as sent: the ones the proxy
+ * writes itself, and every TLS fact header, default and configured, so that
+ * no client can spoof them on a TLS or a plain listener (NULL-terminated). */
+static void
+worker_build_skip(rp_listener_t *li)
+{
+    static const char *const  dflt[RP_TLS_H_COUNT] = {
+        "X-SSL-Subject", "X-SSL-Issuer", "X-SSL-Serial", "X-SSL-NotBefore", "X-SSL-NotAfter",
+        "X-SSL-Cipher", "X-SSL-Protocol", "X-SSL-SNI", "X-SSL-Fingerprint", "X-SSL-Certificate"
+    };
+    const rp_listen_conf_t   *lc = li->conf;
+    const rp_tls_conf_t      *tls = lc->tls;
+    unsigned                  n = 0, i, cap = 8 + 2 * RP_TLS_H_COUNT + (tls ? tls->nexts : 0);
+    const char              **s = rp_xalloc((cap + 1) * sizeof(char *));
+
+    s[n++] = "content-length";
+    s[n++] = "via";
+    if (lc->x_headers & RP_XH_FORWARDED_FOR) {
+        s[n++] = "x-forwarded-for";
+    }
+    if (lc->x_headers & RP_XH_REAL_IP) {
+        s[n++] = "x-real-ip";
+    }
+    if (lc->x_headers & RP_XH_FORWARDED_PROTO) {
+        s[n++] = "x-forwarded-proto";
+    }
+    for (i = 0; i < RP_TLS_H_COUNT; i++) {
+        s[n++] = dflt[i];
+        if (tls != NULL && tls->headers[i] != NULL) {
+            s[n++] = tls->headers[i];
+        }
+    }
+    for (i = 0; tls != NULL && i < tls->nexts; i++) {
+        s[n++] = tls->exts[i].header;
+    }
+    li->skip = s;
+    li->skip_abs = rp_xalloc((n + 2) * sizeof(char *));
+    memcpy(li->skip_abs, s, n * sizeof(char *));
+    li->skip_abs[n] = "host";
 }
 
 static void
@@ -193,6 +237,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
             goto fail_listeners;
         }
         evconnlistener_set_error_cb(li->l, worker_on_accept_error);
+        worker_build_skip(li);
     }
     worker_build_targets(w);
     if ((w->lua = rp_lua_new(w, conf, err, sizeof(err))) == NULL) {

@@ -20,6 +20,10 @@ typedef struct {
     const rp_listen_conf_t     *conf;     /* borrowed from w->conf                 */
     struct evconnlistener      *l;        /* owned                                 */
     rp_access_log_t            *log;      /* borrowed from the server: may be NULL */
+    const char                **skip;     /* owned array of borrowed names: request
+                                             fields never passed on as the client sent
+                                             them (framing, Via, X-headers, X-SSL-*)  */
+    const char                **skip_abs; /* the same plus Host (absolute-form)      */
 } rp_listener_t;
 
 struct rp_worker_s {

@@ -6,6 +6,7 @@
 
 #include "http_conn.h"
 #include "lua_balancer.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <lauxlib.h>
@@ -276,6 +277,24 @@ l_request_route(lua_State *L)
     return 1;
 }
 
+/* Framing and connection fields: the proxy writes them for its answer. */
+static int
+respond_framing_field(const char *name, size_t n)
+{
+    static const char *const  names[] = {
+        "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade",
+        "trailer", "proxy-connection", NULL
+    };
+    unsigned                  i;
+
+    for (i = 0; names[i] != NULL; i++) {
+        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Checks a headers table { name = value | { values } } of a respond():
  * returns the bytes its lines take. Raises on anything invalid. */
 static size_t
@@ -295,6 +314,9 @@ respond_check_fields(lua_State *L, int t)
             luaL_error(L, "respond(): header names must be strings");
         }
         name = lua_tolstring(L, -2, &nlen);
+        if (respond_framing_field(name, nlen)) {
+            luaL_error(L, "respond(): header '%s' is the proxy's to set", name);
+        }
         n = lua_istable(L, -1) ? (lua_Integer) lua_rawlen(L, -1) : 1;
         for (i = 1; i <= n; i++) {
             if (lua_istable(L, -1)) {
@@ -455,6 +477,45 @@ push_uri(lua_State *L, const rp_http_conn_t *c)
     luaL_pushresult(&b);
 }
 
+/* req.tls: the TLS facts as a table (built on access), nil on plain TCP. */
+static void
+push_tls(lua_State *L, rp_http_conn_t *c)
+{
+    static const char *const  keys[RP_TLS_H_COUNT] = {
+        "subject", "issuer", "serial", "not_before", "not_after", "cipher", "protocol", "sni",
+        "fingerprint", "certificate"
+    };
+    const rp_tls_facts_t     *f = rp_http_conn_tls_facts(c);
+    const char               *v;
+    unsigned                  h;
+
+    if (f == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, RP_TLS_H_COUNT + 3);
+    for (h = 0; h < RP_TLS_H_COUNT; h++) {
+        if ((v = rp_tls_facts_get(f, (rp_tls_header_e) h)) != NULL) {
+            lua_pushstring(L, v);
+            lua_setfield(L, -2, keys[h]);
+        }
+    }
+    lua_pushboolean(L, f->session_reused);
+    lua_setfield(L, -2, "session_reused");
+    lua_pushboolean(L, f->has_peer_cert);
+    lua_setfield(L, -2, "client_cert");
+    lua_pushboolean(L, f->has_peer_cert && f->verify_result == 0);
+    lua_setfield(L, -2, "client_verified");
+    lua_createtable(L, 0, (int) f->nexts);
+    for (h = 0; h < f->nexts; h++) {
+        if (f->exts[h].value != NULL) {
+            lua_pushstring(L, f->exts[h].value);
+            lua_setfield(L, -2, f->exts[h].header);
+        }
+    }
+    lua_setfield(L, -2, "extensions");
+}
+
 /* Pushes field key of c; returns 0 when there is no such field. */
 static int
 request_field(lua_State *L, rp_http_conn_t *c, const char *key)
@@ -463,7 +524,11 @@ request_field(lua_State *L, rp_http_conn_t *c, const char *key)
     size_t       n, qn;
 
     if (strcmp(key, "method") == 0) {
-        lua_pushstring(L, llhttp_method_name((llhttp_method_t) rp_msg_method(&c->req)));
+        if (c->req.target_len == 0 && c->req.stage == RP_MSG_HEAD) {
+            lua_pushnil(L);                /* a request line that did not parse */
+        } else {
+            lua_pushstring(L, llhttp_method_name((llhttp_method_t) rp_msg_method(&c->req)));
+        }
     } else if (strcmp(key, "path") == 0) {
         rp_proxy_target(c, &s, &n, &q, &qn);
         lua_pushlstring(L, s, n);
@@ -478,7 +543,9 @@ request_field(lua_State *L, rp_http_conn_t *c, const char *key)
         s = rp_proxy_host(c, &n);
         s ? (void) lua_pushlstring(L, s, n) : lua_pushnil(L);
     } else if (strcmp(key, "scheme") == 0) {
-        lua_pushliteral(L, "http");
+        lua_pushstring(L, c->ssl ? "https" : "http");
+    } else if (strcmp(key, "tls") == 0) {
+        push_tls(L, c);
     } else if (strcmp(key, "client_addr") == 0) {
         lua_pushstring(L, c->addr);
     } else if (strcmp(key, "client_port") == 0) {

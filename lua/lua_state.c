@@ -57,12 +57,30 @@ ls_panic(lua_State *L)
     abort();
 }
 
+/* The instruction budget. The count hook is installed on the main thread
+ * before anything runs, so every coroutine inherits it; it charges
+ * LS_BUDGET_STEP instructions to the running call each time it fires, on
+ * whichever thread runs. Once the budget is spent it fires on every
+ * instruction of the thread it caught, so a pcall in a loop cannot swallow
+ * the error and go on. Outside a hook call (phase 0 and no call) it is free. */
+#define LS_BUDGET_STEP 1000
+
 static void
 ls_budget_hook(lua_State *L, lua_Debug *ar)
 {
     rp_lua_t  *lua = rp_lua_of(L);
 
-    lua->budget_hit = 1;
+    if (!lua->in_call) {
+        return;
+    }
+    if (!lua->budget_hit) {
+        lua->used += LS_BUDGET_STEP;
+        if (lua->used <= lua->budget) {
+            return;
+        }
+        lua->budget_hit = 1;
+    }
+    lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, 1);
     luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
     lua_pushfstring(L, "instruction budget exceeded (settings.lua.instructions = %I)",
                     (lua_Integer) lua->budget);
@@ -87,19 +105,24 @@ int
 rp_lua_call(rp_lua_t *lua, int nargs, int nresults, unsigned phase, const char *what)
 {
     lua_State  *L = lua->L;
-    int         base = lua_gettop(L) - nargs, rc;
+    int         base = lua_gettop(L) - nargs, rc, saved_in_call = lua->in_call;
     unsigned    saved = lua->phase;
+    unsigned long saved_used = lua->used;
 
     lua_pushcfunction(L, ls_msgh);
     lua_insert(L, base);
     lua->phase = phase;
     lua->budget_hit = 0;
     lua->mem_failed = 0;
-    lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, (int) (lua->budget > 0x7fffffff
-                                                          ? 0x7fffffff : lua->budget));
+    lua->used = 0;
+    lua->in_call = 1;
     rc = lua_pcall(L, nargs, nresults, base);
-    lua_sethook(L, NULL, 0, 0);
+    lua->in_call = saved_in_call;
+    if (lua->budget_hit) {
+        lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, LS_BUDGET_STEP);
+    }
     lua->phase = saved;
+    lua->used = saved_used;
     if (rc != LUA_OK) {
         if (rc == LUA_ERRMEM || lua->mem_failed) {
             rp_log_error("lua: %s: memory cap reached (settings.lua.memory = %zu bytes): %s",
@@ -192,21 +215,24 @@ ls_vhost_opts(lua_State *L)
     if (!lua_istable(L, 1) || lua_getfield(L, 1, "routes") != LUA_TTABLE) {
         return 0;
     }
+    int          routes = lua_gettop(L), fns;
+
     lua_getfield(L, LUA_REGISTRYINDEX, LS_ROUTE_FNS);
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_newtable(L);
-    n = (lua_Integer) lua_rawlen(L, -3);
+    fns = lua_gettop(L);                   /* [routes, route_fns, name, fns] */
+    n = (lua_Integer) lua_rawlen(L, routes);
     for (i = 1; i <= n; i++) {
-        if (lua_rawgeti(L, -3, i) == LUA_TTABLE
-            && lua_getfield(L, -1, "on_request") == LUA_TFUNCTION) {
-            lua_rawseti(L, -3, i);
-        } else if (lua_istable(L, -1)) {
-            lua_pop(L, 1);
+        if (lua_rawgeti(L, routes, i) == LUA_TTABLE) {
+            if (lua_getfield(L, -1, "on_request") == LUA_TFUNCTION) {
+                lua_rawseti(L, fns, i);
+            } else {
+                lua_pop(L, 1);
+            }
         }
         lua_pop(L, 1);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, -2);
-    lua_rawset(L, -3);
+    lua_rawset(L, routes + 1);             /* route_fns[name] = fns */
     return 0;
 }
 
@@ -371,6 +397,7 @@ rp_lua_new(rp_worker_t *w, const rp_config_t *conf, char *err, size_t errlen)
     }
     *(rp_lua_t **) lua_getextraspace(lua->L) = lua;
     lua_atpanic(lua->L, ls_panic);
+    lua_sethook(lua->L, ls_budget_hook, LUA_MASKCOUNT, LS_BUDGET_STEP);
     lua_pushcfunction(lua->L, ls_pmain);
     lua_pushlightuserdata(lua->L, lua);
     if (lua_pcall(lua->L, 1, 0, 0) != LUA_OK) {

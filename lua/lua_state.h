@@ -29,6 +29,8 @@ typedef struct rp_lua_s {
     int                 mem_failed;     /* an allocation was refused by the cap         */
     unsigned long       budget;         /* instructions per hook call                   */
     int                 budget_hit;     /* the last call ran out of instructions        */
+    unsigned long       used;           /* instructions charged to the running call     */
+    int                 in_call;        /* rp_lua_call() is running                      */
     unsigned            phase;          /* RP_PHASE_* of the running hook; 0: none      */
     int                 on_request;     /* registry refs, LUA_NOREF when not defined    */
     int                 on_response;
