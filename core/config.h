@@ -252,6 +252,7 @@ struct rp_config_s {
     unsigned long           max_nofile;    /* 0: leave RLIMIT_NOFILE alone                */
     char                   *pidfile;       /* owned; NULL: none                           */
     double                  grace;         /* s; graceful stop period; default 30         */
+    int                     watch;         /* reload when a .lua file changes; default 0  */
     char                   *error_log;     /* owned: "stderr" (default) or a file path    */
     rp_log_level_e          log_level;     /* default RP_LOG_NOTICE                       */
     rp_access_log_conf_t    access_log;    /* default: off                                */

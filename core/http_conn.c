@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,15 +114,16 @@ rp_http_conn_tls_facts(rp_http_conn_t *c)
 }
 
 void
-rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t *lc,
-                    int fd, const struct sockaddr *sa, int salen)
+rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sockaddr *sa,
+                    int salen)
 {
-    rp_http_conn_t  *c;
-    int              one = 1;
+    rp_http_conn_t          *c;
+    int                      one = 1;
+    const rp_listen_conf_t  *lc = li->conf;
 
     c = rp_xalloc(sizeof(rp_http_conn_t));
     c->w = w;
-    c->l = listener;
+    c->l = li;
     c->lc = lc;
     c->refs = 1;                           /* the open reference, dropped at close */
     if (sa->sa_family == AF_INET6) {
@@ -137,6 +139,11 @@ rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t
         evutil_closesocket(fd);
         free(c);
         return;
+    }
+    rp_listener_ref(li);
+    if (c->ssl != NULL) {
+        c->sock_conf = li->conf_ref;       /* its SSL_CTX lives there */
+        rp_config_ref(c->sock_conf);
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WATERMARK);
@@ -160,8 +167,9 @@ rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t
 static void
 conn_request_cleanup(rp_http_conn_t *c)
 {
-    if (c->lua_box_ref != RP_LUA_NOREF || c->lua_ctx_ref != RP_LUA_NOREF) {
-        rp_lua_request_end(c->w->lua, c);
+    if (c->gen != NULL
+        && (c->lua_box_ref != RP_LUA_NOREF || c->lua_ctx_ref != RP_LUA_NOREF)) {
+        rp_lua_request_end(c->gen->lua, c);
     }
     free(c->path);
     c->path = NULL;
@@ -175,6 +183,10 @@ conn_request_cleanup(rp_http_conn_t *c)
         c->direct = NULL;
     }
     c->resp_status = 0;
+    if (c->gen != NULL) {
+        rp_gen_unref(c->gen);              /* the last request of a retired one frees it */
+        c->gen = NULL;
+    }
 }
 
 static void
@@ -195,6 +207,10 @@ conn_destroy(rp_http_conn_t *c)
         free(c->tls_facts);
     }
     bufferevent_free(c->bev);
+    if (c->sock_conf != NULL) {
+        rp_config_unref(c->sock_conf);
+    }
+    rp_listener_unref(c->l);
     rp_msg_cleanup(&c->req);
     free(c);
 }
@@ -232,6 +248,9 @@ conn_begin_request(rp_http_conn_t *c)
     struct timeval  tv = tv_of(c->lc->read_timeout);
 
     conn_set_state(c, RP_CONN_HEAD);
+    c->lc = c->l->conf;                    /* a reload applies from this request on */
+    c->gen = c->w->gen;                    /* ... and this request keeps it to its end */
+    rp_gen_ref(c->gen);
     c->flags = 0;
     c->status = 0;
     c->t_start = rp_now();
@@ -577,7 +596,7 @@ conn_log(rp_http_conn_t *c)
     const char         *meth;
     double              t = rp_now();
 
-    log = rp_worker_access_log(c->w, c->l, c->vhost);
+    log = rp_worker_access_log(c->gen, c->l, c->vhost);
     if (log == NULL) {
         return;
     }
@@ -611,6 +630,7 @@ conn_log(rp_http_conn_t *c)
     e.upstream_time = c->t_upstream > 0 ? t - c->t_upstream : -1;
     e.bytes_in = c->bytes_in;
     e.bytes_out = c->bytes_out;
+    e.gen = c->gen->id;
     if (c->uc != NULL && c->t_first > 0) {
         e.resp_header = log_req_header;
         e.resp_ctx = &c->uc->resp;
@@ -655,4 +675,12 @@ rp_http_conn_shutdown(rp_http_conn_t *c)
         c->flags &= ~RP_REQ_KEEPALIVE;
     }
     rp_http_conn_unref(c);
+}
+
+void
+rp_http_conn_retarget(rp_pending_t *p, rp_target_t *to)
+{
+    rp_http_conn_t  *c = (rp_http_conn_t *) ((char *) p - offsetof(rp_http_conn_t, pending));
+
+    c->target = to;
 }

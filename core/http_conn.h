@@ -53,8 +53,10 @@ typedef enum {
 
 struct rp_http_conn_s {
     rp_worker_t                 *w;           /* back-pointer                              */
-    const void                  *l;           /* borrowed: the rp_listener_t it came from  */
-    const rp_listen_conf_t      *lc;          /* borrowed                                  */
+    struct rp_listener_s        *l;           /* a reference: the listener it came from    */
+    const rp_listen_conf_t      *lc;          /* borrowed: l's conf when the request began */
+    struct rp_gen_s             *gen;         /* a reference while a request runs, or NULL */
+    rp_config_t                 *sock_conf;   /* a reference: the snapshot of its SSL_CTX  */
     struct bufferevent          *bev;         /* owned                                     */
     TAILQ_ENTRY(rp_http_conn_s)  link;        /* in w->conns                               */
     int                          refs;        /* callbacks hold one; the last unref frees  */
@@ -100,8 +102,11 @@ struct rp_http_conn_s {
 };
 
 /* Takes ownership of fd, an accepted client socket. */
-void rp_http_conn_accept(rp_worker_t *w, const void *listener, const rp_listen_conf_t *lc,
-                         int fd, const struct sockaddr *sa, int salen);
+void rp_http_conn_accept(rp_worker_t *w, struct rp_listener_s *li, int fd,
+                         const struct sockaddr *sa, int salen);
+
+/* A reload moved a waiting request to another generation's target. */
+void rp_http_conn_retarget(rp_pending_t *p, rp_target_t *to);
 
 void rp_http_conn_ref(rp_http_conn_t *c);
 void rp_http_conn_unref(rp_http_conn_t *c);

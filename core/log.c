@@ -204,6 +204,7 @@ typedef enum {
     OP_UP_TIME,
     OP_BYTES_IN,
     OP_BYTES_OUT,
+    OP_GEN,
 } log_op_e;
 
 typedef struct {
@@ -222,6 +223,7 @@ static const struct {
     { "HOST", OP_HOST },         { "DS_SPORT", OP_DS_SPORT },   { "US_SPORT", OP_US_SPORT },
     { "US_HDR", OP_US_HDR },     { "DS_HDR", OP_DS_HDR },       { "REQ_TIME", OP_REQ_TIME },
     { "UP_TIME", OP_UP_TIME },   { "BYTES_IN", OP_BYTES_IN },   { "BYTES_OUT", OP_BYTES_OUT },
+    { "GEN", OP_GEN },
 };
 
 /* nginx's "combined", written with our tokens. */
@@ -241,6 +243,7 @@ static const struct {
     { ",\"backend\":", OP_PROXY },          { ",\"backend_port\":", OP_DS_SPORT },
     { ",\"request_time\":", OP_REQ_TIME },  { ",\"upstream_time\":", OP_UP_TIME },
     { ",\"bytes_in\":", OP_BYTES_IN },      { ",\"bytes_out\":", OP_BYTES_OUT },
+    { ",\"gen\":", OP_GEN },
 };
 
 typedef struct log_sink_s log_sink_t;
@@ -686,6 +689,9 @@ render_op(lbuf_t *b, bool json, const log_op_t *op, const rp_access_entry_t *e)
         return;
     case OP_BYTES_OUT:
         lbuf_printf(b, "%" PRIu64, e->bytes_out);
+        return;
+    case OP_GEN:
+        lbuf_printf(b, "%u", e->gen);
         return;
     default:
         break;

@@ -50,6 +50,7 @@ typedef struct {
     double             upstream_time;                            /* {UP_TIME} s; <0: none     */
     uint64_t           bytes_in;                                 /* {BYTES_IN} from client    */
     uint64_t           bytes_out;                                /* {BYTES_OUT} to client     */
+    unsigned           gen;                                      /* {GEN} config generation   */
     rp_log_header_fn   req_header;  void *req_ctx;              /* {US_HDR}:'name'           */
     rp_log_header_fn   resp_header; void *resp_ctx;             /* {DS_HDR}:'name'           */
 } rp_access_entry_t;

@@ -119,7 +119,7 @@ rp_proxy_target(const rp_http_conn_t *c, const char **path, size_t *plen, const 
 static int
 proxy_acquire_backend(rp_http_conn_t *c, rp_backend_t *b, rp_upstream_conn_t **uc)
 {
-    c->target = &c->w->singles[b->conf->index];
+    c->target = &c->gen->singles[b->conf->index];
     return rp_target_acquire(c->target, &proxy_user, c, uc);
 }
 
@@ -129,7 +129,7 @@ proxy_acquire(rp_http_conn_t *c)
     rp_upstream_conn_t  *uc;
     rp_backend_t        *b;
     struct timeval       tv;
-    rp_lua_t            *lua = c->w->lua;
+    rp_lua_t            *lua = c->gen->lua;
     int                  rc = RP_DECLINED;
 
     if (c->target->pool >= 0 && lua->pool_balancers[c->target->pool] != LUA_NOREF) {
@@ -188,21 +188,13 @@ pending_fail(rp_pending_t *p, int status)
 static int
 proxy_hook(rp_http_conn_t *c, int ref, unsigned phase, const char *what)
 {
-    rp_lua_t  *lua = c->w->lua;
-    void      *res = NULL;
-    int        rc;
+    rp_lua_hook_t  h = {
+        .lua = c->gen->lua, .c = c, .fn_ref = ref,
+        .with_res = (phase & (RP_PHASE_RESPONSE | RP_PHASE_LOG)) != 0,
+        .for_log = phase == RP_PHASE_LOG, .extra_ref = LUA_NOREF, .nresults = 0,
+    };
 
-    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ref);
-    rp_lua_request_enter(lua, c);
-    if (phase & (RP_PHASE_RESPONSE | RP_PHASE_LOG)) {
-        res = rp_lua_response_enter(lua, c, phase == RP_PHASE_LOG);
-    }
-    rc = rp_lua_call(lua, res ? 2 : 1, 0, phase, what);
-    rp_lua_request_leave(lua, c);
-    if (res != NULL) {
-        rp_lua_response_leave(res);
-    }
-    return rc;
+    return rp_lua_run_hook(&h, phase, what);
 }
 
 /* rproxy.on_request, then the route's own on_request. RP_OK: go on to a
@@ -211,8 +203,8 @@ proxy_hook(rp_http_conn_t *c, int ref, unsigned phase, const char *what)
 static int
 proxy_request_hooks(rp_http_conn_t *c)
 {
-    rp_lua_t  *lua = c->w->lua;
-    int        route_ref = rp_lua_route_hook(lua, (unsigned) (c->vhost - c->w->conf->vhosts),
+    rp_lua_t  *lua = c->gen->lua;
+    int        route_ref = rp_lua_route_hook(lua, (unsigned) (c->vhost - c->gen->conf->vhosts),
                                              (unsigned) (c->route - c->vhost->routes));
 
     if (lua->on_request != LUA_NOREF
@@ -237,7 +229,7 @@ fail:
 void
 rp_proxy_run_log_hook(rp_http_conn_t *c)
 {
-    rp_lua_t  *lua = c->w->lua;
+    rp_lua_t  *lua = c->gen->lua;
 
     if (lua != NULL && lua->on_log != LUA_NOREF) {
         proxy_hook(c, lua->on_log, RP_PHASE_LOG, "on_log");
@@ -265,7 +257,7 @@ rp_proxy_start(rp_http_conn_t *c)
     }
     c->t_head = rp_now();
     host = rp_proxy_host(c, &hlen);
-    c->vhost = rp_match_vhost(c->w->conf, host ? host : "", host ? hlen : 0);
+    c->vhost = rp_match_vhost(c->gen->conf, host ? host : "", host ? hlen : 0);
     proxy_client_target(c, &path, &plen, &query, &qlen);
     if (proxy_misdirected(c)) {
         rp_http_conn_error(c, 421, "Host names another vhost than the TLS server name");
@@ -287,7 +279,7 @@ rp_proxy_start(rp_http_conn_t *c)
             c->path_len = (size_t) n;
         }
     }
-    c->target = rp_worker_target(c->w, &c->route->to);
+    c->target = rp_gen_target(c->gen, &c->route->to);
     c->pending.ready = pending_ready;
     c->pending.fail = pending_fail;
     if (proxy_request_hooks(c) != RP_OK) {
@@ -721,8 +713,8 @@ resp_on_head(rp_msg_t *m)
         }
         return 1;
     }
-    if (c->w->lua->on_response != LUA_NOREF
-        && proxy_hook(c, c->w->lua->on_response, RP_PHASE_RESPONSE, "on_response") != RP_OK) {
+    if (c->gen->lua->on_response != LUA_NOREF
+        && proxy_hook(c, c->gen->lua->on_response, RP_PHASE_RESPONSE, "on_response") != RP_OK) {
         m->status = 500;
         m->error = "the on_response hook failed";
         return -1;

@@ -1,4 +1,5 @@
-/* server.h: the main thread: listening sockets, workers, signals, pidfile. */
+/* server.h: the main thread: listening sockets, workers, signals, reloads
+ * (SIGHUP, settings.watch), pidfile. */
 #ifndef RP_SERVER_H
 #define RP_SERVER_H
 
@@ -6,25 +7,29 @@
 #include "config.h"
 
 struct event_base;
+struct event;
 
 struct rp_server_s {
-    rp_config_t         *conf;           /* a reference                                */
-    rp_worker_t        **workers;        /* owned                                      */
+    rp_config_t         *conf;           /* a reference: the configuration serving      */
+    rp_worker_t        **workers;        /* owned                                       */
     unsigned             nworkers;
-    unsigned             nstarted;       /* threads running, to join             */
-    rp_access_log_t     *global_log;     /* borrowed from log.c (sinks live till exit) */
-    rp_access_log_t    **listener_logs;  /* owned array, conf->nlisteners              */
-    rp_access_log_t    **vhost_logs;     /* owned array, conf->nvhosts                 */
-    struct event_base   *base;           /* owned: signals                             */
+    unsigned             nstarted;       /* threads running, to join                    */
+    unsigned             gen;            /* the newest generation number                */
+    struct event_base   *base;           /* owned: signals, the file watch              */
     int                  pidfile_written;
-    struct rp_shdict_s **dicts;          /* references to conf->dicts' dictionaries */
+    struct rp_shdict_s **dicts;          /* references to conf->dicts' dictionaries     */
+    int                  watch_fd;       /* owned inotify fd, or -1                     */
+    struct event        *watch_ev;       /* owned: reads watch_fd                       */
+    struct event        *watch_timer;    /* owned: debounces changes                    */
+    double               reload_asked;   /* when the pending reload was asked (rp_now)  */
 };
 
 /* Serves conf until SIGTERM/SIGINT. Returns the process exit status. */
 int rp_server_run(rp_config_t *conf);
 
-rp_access_log_t *rp_server_global_log(const rp_server_t *srv);
-rp_access_log_t *rp_server_listener_log(const rp_server_t *srv, unsigned i);
-rp_access_log_t *rp_server_vhost_log(const rp_server_t *srv, unsigned i);
+/* Evaluates conf's file again; on success every worker moves to it at its
+ * next request boundary; on failure the error is logged and nothing
+ * changes. Returns RP_OK or RP_ERROR. */
+int rp_server_reload(rp_server_t *srv);
 
 #endif

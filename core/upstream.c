@@ -86,6 +86,10 @@ uc_free_socket(rp_upstream_conn_t *uc)
         uc->bev = NULL;
         uc->ssl = NULL;
     }
+    if (uc->sock_conf != NULL) {
+        rp_config_unref(uc->sock_conf);
+        uc->sock_conf = NULL;
+    }
     uc->user = NULL;
     uc->arg = NULL;
     uc->served = 0;
@@ -124,8 +128,8 @@ uc_became_idle(rp_upstream_conn_t *uc)
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     bufferevent_enable(uc->bev, EV_READ);
     p = backend_oldest_pending(uc->b);
-    if (p == NULL && rp_worker_stopping(uc->b->w)) {
-        uc_free_socket(uc);              /* stopping: nobody will need it again */
+    if (p == NULL && (rp_worker_stopping(uc->b->w) || uc->b->retired)) {
+        uc_free_socket(uc);              /* nobody will need it again */
         uc_set_state(uc, RP_UC_DOWN);
         return;
     }
@@ -185,7 +189,7 @@ uc_down(rp_upstream_conn_t *uc, const char *why)
     if (uc->backoff > b->conf->retry_max) {
         uc->backoff = b->conf->retry_max;
     }
-    if (rp_worker_stopping(b->w)) {
+    if (rp_worker_stopping(b->w) || b->retired) {
         backend_fail_stranded(b);
         return;
     }
@@ -222,6 +226,10 @@ uc_connect(rp_upstream_conn_t *uc)
         uc->ssl = NULL;
         uc_down(uc, "cannot create a connection");
         return;
+    }
+    uc->sock_conf = b->owner;              /* its SSL_CTX lives there */
+    if (uc->sock_conf != NULL) {
+        rp_config_ref(uc->sock_conf);
     }
     bufferevent_setcb(uc->bev, uc_on_read, uc_on_write, uc_on_event, uc);
     bufferevent_setwatermark(uc->bev, EV_READ, 0, UC_READ_HIGH_WATERMARK);
@@ -261,7 +269,7 @@ static void
 uc_reconnect(rp_upstream_conn_t *uc)
 {
     uc_free_socket(uc);
-    if (rp_worker_stopping(uc->b->w)) {
+    if (rp_worker_stopping(uc->b->w) || uc->b->retired) {
         uc_set_state(uc, RP_UC_DOWN);
         backend_fail_stranded(uc->b);    /* waiters must not wait for nothing */
         return;
@@ -328,21 +336,24 @@ uc_on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-void
-rp_backend_init(rp_backend_t *b, rp_worker_t *w, struct event_base *base,
-                const rp_backend_conf_t *conf)
+rp_backend_t *
+rp_backend_new(rp_worker_t *w, struct event_base *base, const rp_backend_conf_t *conf,
+               rp_config_t *owner)
 {
     unsigned             i;
     rp_upstream_conn_t  *uc;
+    rp_backend_t        *b;
 
-    memset(b, 0, sizeof(*b));
+    b = rp_xalloc(sizeof(rp_backend_t));
     b->conf = conf;
+    b->owner = owner;
+    b->refs = 1;
     b->w = w;
     b->base = base;
     TAILQ_INIT(&b->idle);
     snprintf(b->addr_text, sizeof(b->addr_text), "%s", conf->address);
     if (!conf->enabled) {
-        return;
+        return b;
     }
     b->nconns = conf->connections;
     b->conns = rp_xalloc(b->nconns * sizeof(rp_upstream_conn_t));
@@ -356,23 +367,62 @@ rp_backend_init(rp_backend_t *b, rp_worker_t *w, struct event_base *base,
         rp_msg_init(&uc->resp, HTTP_RESPONSE, &rp_proxy_resp_handler, uc);
         uc_connect(uc);
     }
+    return b;
 }
 
 void
-rp_backend_cleanup(rp_backend_t *b)
+rp_backend_ref(rp_backend_t *b)
+{
+    b->refs++;
+}
+
+void
+rp_backend_unref(rp_backend_t *b)
 {
     unsigned  i;
 
+    if (--b->refs > 0) {
+        return;
+    }
     for (i = 0; i < b->nconns; i++) {
-        if (b->conns[i].bev != NULL) {
-            bufferevent_free(b->conns[i].bev);
-        }
+        b->conns[i].state = RP_UC_DOWN;      /* no shutdown dance: the worker is done with it */
+        uc_free_socket(&b->conns[i]);
         event_free(b->conns[i].retry);
         rp_msg_cleanup(&b->conns[i].resp);
     }
     free(b->conns);
     free(b->targets);
-    memset(b, 0, sizeof(*b));
+    free(b);
+}
+
+void
+rp_backend_adopt(rp_backend_t *b, const rp_backend_conf_t *conf, rp_config_t *owner)
+{
+    b->conf = conf;
+    b->owner = owner;
+    free(b->targets);
+    b->targets = NULL;
+    b->ntargets = 0;
+}
+
+void
+rp_backend_retire(rp_backend_t *b)
+{
+    rp_upstream_conn_t  *uc;
+    unsigned             i;
+
+    b->retired = 1;
+    free(b->targets);
+    b->targets = NULL;
+    b->ntargets = 0;
+    for (i = 0; i < b->nconns; i++) {
+        uc = &b->conns[i];
+        if (uc->state == RP_UC_IDLE || uc->state == RP_UC_CONNECTING) {
+            uc_free_socket(uc);
+            uc_set_state(uc, RP_UC_DOWN);
+        }
+        evtimer_del(uc->retry);              /* DOWN ones stay down */
+    }
 }
 
 void

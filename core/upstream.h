@@ -46,10 +46,15 @@ struct rp_upstream_conn_s {
     double                      sent_at;    /* when the request head was queued       */
     int                         got_bytes;  /* response bytes seen for this request   */
     struct ssl_st              *ssl;        /* borrowed from bev; NULL: plain TCP     */
+    rp_config_t                *sock_conf;  /* a reference to the snapshot the socket
+                                               was opened under (its SSL_CTX), or NULL */
 };
 
 struct rp_backend_s {
-    const rp_backend_conf_t    *conf;       /* borrowed from the worker's snapshot    */
+    const rp_backend_conf_t    *conf;       /* borrowed from owner                    */
+    rp_config_t                *owner;      /* borrowed: the newest snapshot listing it */
+    int                         refs;       /* generations listing it                 */
+    int                         retired;    /* no generation will send it requests     */
     rp_worker_t                *w;          /* back-pointer                           */
     struct event_base          *base;       /* borrowed                               */
     rp_upstream_conn_t         *conns;      /* owned, conf->connections of them       */
@@ -86,10 +91,20 @@ struct rp_target_s {
     int                         pool;       /* index in conf->pools; -1: one backend  */
 };
 
-/* Sets up b for conf and starts connecting its connections (if enabled). */
-void rp_backend_init(rp_backend_t *b, rp_worker_t *w, struct event_base *base,
-                     const rp_backend_conf_t *conf);
-void rp_backend_cleanup(rp_backend_t *b);
+/* A backend for conf (which lives in owner), connecting its connections
+ * if enabled. refs == 1. */
+rp_backend_t *rp_backend_new(rp_worker_t *w, struct event_base *base,
+                             const rp_backend_conf_t *conf, rp_config_t *owner);
+void rp_backend_ref(rp_backend_t *b);
+void rp_backend_unref(rp_backend_t *b);   /* closes and frees at zero */
+
+/* A reload keeps b: new requests see conf's timeouts and limits; the targets
+ * it serves waiters of are rebuilt by the new generation. */
+void rp_backend_adopt(rp_backend_t *b, const rp_backend_conf_t *conf, rp_config_t *owner);
+
+/* No new requests will come: idle connections close now, busy ones when
+ * their request ends, and none reconnects. */
+void rp_backend_retire(rp_backend_t *b);
 
 void rp_target_init(rp_target_t *t, const char *name, rp_balance_e balance,
                     rp_backend_t **members, unsigned n, uint64_t *seq);

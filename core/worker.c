@@ -1,5 +1,5 @@
-/* worker.c: a worker thread: its event loop, listeners, backends and
- * targets, client connections, and its graceful stop. */
+/* worker.c: a worker thread: its event loop, listeners, generations, client
+ * connections, reloads applied at request boundaries, and its graceful stop. */
 #include "worker.h"
 
 #include "http_conn.h"
@@ -21,7 +21,7 @@ worker_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 {
     rp_listener_t  *li = arg;
 
-    rp_http_conn_accept(li->w, li, li->conf, fd, sa, salen);
+    rp_http_conn_accept(li->w, li, fd, sa, salen);
 }
 
 static void
@@ -34,85 +34,31 @@ worker_on_accept_error(struct evconnlistener *l, void *arg)
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static void
-worker_build_targets(rp_worker_t *w)
-{
-    const rp_config_t  *conf = w->conf;
-    unsigned            i, j;
-    rp_backend_t      **members;
-
-    w->backends = rp_xalloc((conf->nbackends + 1) * sizeof(rp_backend_t));
-    for (i = 0; i < conf->nbackends; i++) {
-        rp_backend_init(&w->backends[i], w, w->base, &conf->backends[i]);
-    }
-    w->pools = rp_xalloc((conf->npools + 1) * sizeof(rp_target_t));
-    for (i = 0; i < conf->npools; i++) {
-        const rp_pool_conf_t  *pc = &conf->pools[i];
-
-        members = rp_xalloc(pc->nmembers * sizeof(rp_backend_t *));
-        for (j = 0; j < pc->nmembers; j++) {
-            members[j] = &w->backends[pc->members[j]];
-        }
-        rp_target_init(&w->pools[i], pc->name, pc->balance, members, pc->nmembers,
-                       &w->pending_seq);
-        w->pools[i].pool = (int) i;
-    }
-    w->singles = rp_xalloc((conf->nbackends + 1) * sizeof(rp_target_t));
-    for (i = 0; i < conf->nbackends; i++) {
-        members = rp_xalloc(sizeof(rp_backend_t *));
-        members[0] = &w->backends[i];
-        rp_target_init(&w->singles[i], conf->backends[i].name, RP_BALANCE_FIRST, members, 1,
-                       &w->pending_seq);
-    }
-}
-
-static void
-worker_free_targets(rp_worker_t *w)
-{
-    unsigned  i;
-
-    for (i = 0; i < w->conf->npools; i++) {
-        rp_target_cleanup(&w->pools[i]);
-    }
-    for (i = 0; i < w->conf->nbackends; i++) {
-        rp_target_cleanup(&w->singles[i]);
-        rp_backend_cleanup(&w->backends[i]);
-    }
-    free(w->pools);
-    free(w->singles);
-    free(w->backends);
-}
-
-static void
-worker_close_listeners(rp_worker_t *w)
-{
-    unsigned  i;
-
-    for (i = 0; i < w->conf->nlisteners; i++) {
-        if (w->listeners[i].l != NULL) {
-            evconnlistener_free(w->listeners[i].l);
-            w->listeners[i].l = NULL;
-        }
-        free(w->listeners[i].skip);
-        free(w->listeners[i].skip_abs);
-        w->listeners[i].skip = w->listeners[i].skip_abs = NULL;
-    }
-}
+/* ---- listeners ------------------------------------------------------------------ */
 
 /* The request fields a listener never forwards as sent: the ones the proxy
- * writes itself, and every TLS fact header, default and configured, so that
- * no client can spoof them on a TLS or a plain listener (NULL-terminated). */
+ * writes itself, and every TLS fact header, default or configured on any
+ * listener of the snapshot (backends behind a plain listener trust the same
+ * names), so that no client can spoof them (NULL-terminated). */
 static void
-worker_build_skip(rp_listener_t *li)
+listener_build_skip(rp_listener_t *li)
 {
     static const char *const  dflt[RP_TLS_H_COUNT] = {
         "X-SSL-Subject", "X-SSL-Issuer", "X-SSL-Serial", "X-SSL-NotBefore", "X-SSL-NotAfter",
         "X-SSL-Cipher", "X-SSL-Protocol", "X-SSL-SNI", "X-SSL-Fingerprint", "X-SSL-Certificate"
     };
     const rp_listen_conf_t   *lc = li->conf;
-    const rp_tls_conf_t      *tls = lc->tls;
-    unsigned                  n = 0, i, cap = 8 + 2 * RP_TLS_H_COUNT + (tls ? tls->nexts : 0);
-    const char              **s = rp_xalloc((cap + 1) * sizeof(char *));
+    const rp_config_t        *conf = li->conf_ref;
+    const rp_tls_conf_t      *tls;
+    unsigned                  n = 0, i, k, cap = 8 + RP_TLS_H_COUNT;
+    const char              **s;
+
+    for (k = 0; k < conf->nlisteners; k++) {
+        if ((tls = conf->listeners[k].tls) != NULL) {
+            cap += RP_TLS_H_COUNT + tls->nexts;
+        }
+    }
+    s = rp_xalloc((cap + 1) * sizeof(char *));
 
     s[n++] = "content-length";
     s[n++] = "via";
@@ -127,18 +73,168 @@ worker_build_skip(rp_listener_t *li)
     }
     for (i = 0; i < RP_TLS_H_COUNT; i++) {
         s[n++] = dflt[i];
-        if (tls != NULL && tls->headers[i] != NULL) {
-            s[n++] = tls->headers[i];
+    }
+    for (k = 0; k < conf->nlisteners; k++) {
+        if ((tls = conf->listeners[k].tls) == NULL) {
+            continue;
+        }
+        for (i = 0; i < RP_TLS_H_COUNT; i++) {
+            if (tls->headers[i] != NULL) {
+                s[n++] = tls->headers[i];
+            }
+        }
+        for (i = 0; i < tls->nexts; i++) {
+            s[n++] = tls->exts[i].header;
         }
     }
-    for (i = 0; tls != NULL && i < tls->nexts; i++) {
-        s[n++] = tls->exts[i].header;
-    }
+    free(li->skip);
+    free(li->skip_abs);
     li->skip = s;
     li->skip_abs = rp_xalloc((n + 2) * sizeof(char *));
     memcpy(li->skip_abs, s, n * sizeof(char *));
     li->skip_abs[n] = "host";
 }
+
+/* Points li at lc (of conf, which it references) and its access log. */
+static void
+listener_set_conf(rp_listener_t *li, rp_config_t *conf, const rp_listen_conf_t *lc,
+                  rp_access_log_t *log)
+{
+    rp_config_ref(conf);
+    if (li->conf_ref != NULL) {
+        rp_config_unref(li->conf_ref);
+    }
+    li->conf_ref = conf;
+    li->conf = lc;
+    li->log = log;
+    listener_build_skip(li);               /* needs conf_ref set */
+}
+
+static rp_listener_t *
+listener_new(rp_worker_t *w, rp_config_t *conf, const rp_listen_conf_t *lc, int fd,
+             rp_access_log_t *log)
+{
+    rp_listener_t  *li = rp_xalloc(sizeof(rp_listener_t));
+
+    li->w = w;
+    li->refs = 1;
+    li->l = evconnlistener_new(w->base, worker_on_accept, li,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (li->l == NULL) {
+        rp_log_error("worker %u: cannot listen on %s", w->id, lc->address);
+        close(fd);
+        free(li);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(li->l, worker_on_accept_error);
+    listener_set_conf(li, conf, lc, log);
+    return li;
+}
+
+static void
+listener_close(rp_listener_t *li)
+{
+    if (li->l != NULL) {
+        evconnlistener_free(li->l);
+        li->l = NULL;
+    }
+}
+
+void
+rp_listener_ref(rp_listener_t *li)
+{
+    li->refs++;
+}
+
+void
+rp_listener_unref(rp_listener_t *li)
+{
+    if (--li->refs > 0) {
+        return;
+    }
+    listener_close(li);
+    free(li->skip);
+    free(li->skip_abs);
+    rp_config_unref(li->conf_ref);
+    free(li);
+}
+
+static void
+worker_close_listeners(rp_worker_t *w)
+{
+    unsigned  i;
+
+    for (i = 0; i < w->nlisteners; i++) {
+        listener_close(w->listeners[i]);
+    }
+}
+
+static void
+worker_drop_listeners(rp_worker_t *w)
+{
+    unsigned  i;
+
+    for (i = 0; i < w->nlisteners; i++) {
+        rp_listener_unref(w->listeners[i]);
+    }
+    free(w->listeners);
+    w->listeners = NULL;
+    w->nlisteners = 0;
+}
+
+static int
+same_address(const rp_listen_conf_t *a, const rp_listen_conf_t *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* The listeners of conf: an unchanged address keeps its socket (no refused
+ * connection during a reload), a new one takes fds[i], a gone one closes
+ * (its clients finish on it). */
+static void
+worker_swap_listeners(rp_worker_t *w, rp_config_t *conf, const int *fds, rp_logset_t *logs)
+{
+    rp_listener_t  **next = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
+    unsigned         i, j, n = 0;
+
+    for (i = 0; i < conf->nlisteners; i++) {
+        const rp_listen_conf_t  *lc = &conf->listeners[i];
+        rp_access_log_t         *log = logs->listeners[i];
+
+        for (j = 0; j < w->nlisteners; j++) {
+            if (w->listeners[j] != NULL && same_address(w->listeners[j]->conf, lc)) {
+                break;
+            }
+        }
+        if (j < w->nlisteners) {
+            next[n] = w->listeners[j];
+            w->listeners[j] = NULL;
+            listener_set_conf(next[n++], conf, lc, log);
+            if (fds[i] >= 0) {
+                close(fds[i]);
+            }
+        } else if (fds[i] >= 0) {
+            if ((next[n] = listener_new(w, conf, lc, fds[i], log)) != NULL) {
+                n++;
+            }
+        } else {
+            rp_log_error("worker %u: reload: no socket for the new listener %s", w->id,
+                         lc->address);
+        }
+    }
+    for (j = 0; j < w->nlisteners; j++) {
+        if (w->listeners[j] != NULL) {
+            rp_log_notice("worker %u: listener %s removed", w->id, w->listeners[j]->conf->address);
+            listener_close(w->listeners[j]);
+            rp_listener_unref(w->listeners[j]);
+        }
+    }
+    free(w->listeners);
+    w->listeners = next;
+    w->nlisteners = n;
+}
+
+/* ---- stop and reload -------------------------------------------------------------- */
 
 static void
 worker_maybe_exit(rp_worker_t *w)
@@ -158,30 +254,140 @@ worker_on_grace(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-worker_on_stop(evutil_socket_t fd, short what, void *arg)
+worker_begin_stop(rp_worker_t *w)
 {
-    rp_worker_t     *w = arg;
     rp_http_conn_t  *c, *next;
     struct timeval   tv;
-    uint64_t         n;
+    double           grace = w->gen->conf->grace;
 
-    if (read(w->stop_fd, &n, sizeof(n)) < 0 || w->stopping) {
-        return;
-    }
     w->stopping = 1;
     worker_close_listeners(w);
     for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
         rp_http_conn_shutdown(c);          /* may free c */
     }
-    tv.tv_sec = (time_t) w->conf->grace;
-    tv.tv_usec = (suseconds_t) ((w->conf->grace - (double) tv.tv_sec) * 1e6);
+    tv.tv_sec = (time_t) grace;
+    tv.tv_usec = (suseconds_t) ((grace - (double) tv.tv_sec) * 1e6);
     evtimer_add(w->grace_ev, &tv);
     worker_maybe_exit(w);
 }
 
+static void
+swap_free(rp_swap_t *s)
+{
+    unsigned  i;
+
+    for (i = 0; s->fds != NULL && i < s->conf->nlisteners; i++) {
+        if (s->fds[i] >= 0) {
+            close(s->fds[i]);
+        }
+    }
+    free(s->fds);
+    rp_logset_free(s->logs);
+    rp_config_unref(s->conf);
+    if (atomic_fetch_sub(&s->reload->remaining, 1) == 1) {
+        free(s->reload);
+    }
+    free(s);
+}
+
+/* A reload, at a request boundary: new requests get the new generation,
+ * requests in flight finish in theirs. */
+static void
+worker_apply_swap(rp_worker_t *w, rp_swap_t *s)
+{
+    rp_gen_t     *prev = w->gen, *next;
+    rp_reload_t  *r = s->reload;
+
+    worker_swap_listeners(w, s->conf, s->fds, s->logs);
+    free(s->fds);
+    s->fds = NULL;
+    next = rp_gen_new(w, s->conf, r->id, s->logs, prev);
+    if (next == NULL) {
+        rp_log_error("worker %u: reload: generation %u not built; generation %u goes on",
+                     w->id, r->id, prev->id);
+    } else {
+        s->logs = NULL;                    /* next owns them */
+        rp_gen_retire(prev, next);
+        w->gen = next;
+        rp_gen_unref(prev);                /* freed when its last request ends */
+        rp_log_info("worker %u: generation %u serving (%.1f ms after the reload began)",
+                    w->id, r->id, (rp_now() - r->t_signal) * 1e3);
+        if (atomic_fetch_sub(&r->to_switch, 1) == 1) {
+            rp_log_notice("reload: all %u workers on generation %u, %.1f ms after the signal",
+                          r->nworkers, r->id, (rp_now() - r->t_signal) * 1e3);
+        }
+    }
+    swap_free(s);
+}
+
+static void
+worker_on_mail(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t  *w = arg;
+    rp_swap_t    *s;
+    uint64_t      n;
+
+    if (read(w->mail_fd, &n, sizeof(n)) < 0) {
+        return;
+    }
+    for (;;) {
+        pthread_mutex_lock(&w->mail_lock);
+        s = w->swaps;
+        if (s != NULL) {
+            w->swaps = s->next;
+        }
+        pthread_mutex_unlock(&w->mail_lock);
+        if (s == NULL) {
+            break;
+        }
+        if (w->stopping) {
+            swap_free(s);
+        } else {
+            worker_apply_swap(w, s);
+        }
+    }
+    if (atomic_load(&w->stop_asked) && !w->stopping) {
+        worker_begin_stop(w);
+    }
+}
+
+static void
+worker_mail(rp_worker_t *w)
+{
+    uint64_t  one = 1;
+
+    /* the worker's base has no locks: cross the thread boundary by a file */
+    if (write(w->mail_fd, &one, sizeof(one)) < 0) {
+        rp_log_error("worker %u: cannot reach the worker: eventfd write failed", w->id);
+    }
+}
+
+void
+rp_worker_stop(rp_worker_t *w)
+{
+    atomic_store(&w->stop_asked, 1);
+    worker_mail(w);
+}
+
+void
+rp_worker_post_swap(rp_worker_t *w, rp_swap_t *s)
+{
+    rp_swap_t  **tail;
+
+    s->next = NULL;
+    pthread_mutex_lock(&w->mail_lock);
+    for (tail = &w->swaps; *tail != NULL; tail = &(*tail)->next) {
+    }
+    *tail = s;                             /* in order: each builds on the one before */
+    pthread_mutex_unlock(&w->mail_lock);
+    worker_mail(w);
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
 /* A base only this thread touches: no locks (nothing crosses threads but
- * the stop eventfd), and epoll changes batched per loop iteration. */
+ * the mailbox eventfd and its mutex), and epoll changes batched per loop. */
 static struct event_base *
 worker_base_new(void)
 {
@@ -199,63 +405,54 @@ worker_base_new(void)
 }
 
 rp_worker_t *
-rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds)
+rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
+              rp_logset_t *logs)
 {
     rp_worker_t  *w;
     unsigned      i;
-    char          err[1024];
 
     w = rp_xalloc(sizeof(rp_worker_t));
     w->id = id;
     w->srv = srv;
-    w->conf = conf;
-    rp_config_ref(conf);
     TAILQ_INIT(&w->conns);
+    pthread_mutex_init(&w->mail_lock, NULL);
     if ((w->base = worker_base_new()) == NULL) {
         rp_log_error("worker %u: event_base_new() failed", id);
         goto fail;
     }
-    if ((w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    if ((w->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         rp_log_error("worker %u: eventfd() failed", id);
-        event_base_free(w->base);
-        goto fail;
+        goto fail_base;
     }
-    w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, worker_on_stop, w);
-    event_add(w->stop_ev, NULL);
+    w->mail_ev = event_new(w->base, w->mail_fd, EV_READ | EV_PERSIST, worker_on_mail, w);
+    event_add(w->mail_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
-    w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t));
+    w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
     for (i = 0; i < conf->nlisteners; i++) {
-        rp_listener_t  *li = &w->listeners[i];
-
-        li->w = w;
-        li->conf = &conf->listeners[i];
-        li->log = rp_server_listener_log(srv, i);
-        li->l = evconnlistener_new(w->base, worker_on_accept, li,
-                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
-        if (li->l == NULL) {
-            rp_log_error("worker %u: cannot listen on %s", id, li->conf->address);
+        w->listeners[i] = listener_new(w, conf, &conf->listeners[i], fds[i], logs->listeners[i]);
+        if (w->listeners[i] == NULL) {
+            while (++i < conf->nlisteners) {
+                close(fds[i]);
+            }
             goto fail_listeners;
         }
-        evconnlistener_set_error_cb(li->l, worker_on_accept_error);
-        worker_build_skip(li);
+        w->nlisteners++;
     }
-    worker_build_targets(w);
-    if ((w->lua = rp_lua_new(w, conf, err, sizeof(err))) == NULL) {
-        rp_log_error("worker %u: %s", id, err);
-        worker_free_targets(w);
+    if ((w->gen = rp_gen_new(w, conf, 1, logs, NULL)) == NULL) {
         goto fail_listeners;
     }
     return w;
 
 fail_listeners:
-    worker_close_listeners(w);
-    free(w->listeners);
-    event_free(w->stop_ev);
-    close(w->stop_fd);
+    worker_drop_listeners(w);
+    event_free(w->mail_ev);
+    close(w->mail_fd);
     event_free(w->grace_ev);
+fail_base:
     event_base_free(w->base);
 fail:
-    rp_config_unref(conf);
+    rp_logset_free(logs);
+    pthread_mutex_destroy(&w->mail_lock);
     free(w);
     return NULL;
 }
@@ -283,17 +480,6 @@ rp_worker_start(rp_worker_t *w)
 }
 
 void
-rp_worker_stop(rp_worker_t *w)
-{
-    uint64_t  one = 1;
-
-    /* the worker's base has no locks: cross the thread boundary by a file */
-    if (write(w->stop_fd, &one, sizeof(one)) < 0) {
-        rp_log_error("worker %u: cannot signal the stop: eventfd write failed", w->id);
-    }
-}
-
-void
 rp_worker_join(rp_worker_t *w)
 {
     pthread_join(w->thread, NULL);
@@ -303,6 +489,7 @@ void
 rp_worker_free(rp_worker_t *w)
 {
     rp_http_conn_t  *c;
+    rp_swap_t       *s;
 
     w->stopping = 1;
     while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
@@ -312,15 +499,17 @@ rp_worker_free(rp_worker_t *w)
             w->nconns--;
         }
     }
-    worker_close_listeners(w);
-    rp_lua_free(w->lua);
-    worker_free_targets(w);
-    free(w->listeners);
-    event_free(w->stop_ev);
-    close(w->stop_fd);
+    while ((s = w->swaps) != NULL) {
+        w->swaps = s->next;
+        swap_free(s);
+    }
+    worker_drop_listeners(w);
+    rp_gen_unref(w->gen);
+    event_free(w->mail_ev);
+    close(w->mail_fd);
     event_free(w->grace_ev);
     event_base_free(w->base);
-    rp_config_unref(w->conf);
+    pthread_mutex_destroy(&w->mail_lock);
     free(w);
 }
 
@@ -328,12 +517,6 @@ int
 rp_worker_stopping(const rp_worker_t *w)
 {
     return w->stopping;
-}
-
-rp_target_t *
-rp_worker_target(rp_worker_t *w, const rp_target_ref_t *to)
-{
-    return to->is_pool ? &w->pools[to->index] : &w->singles[to->index];
 }
 
 void
@@ -352,14 +535,14 @@ rp_worker_conn_removed(rp_worker_t *w, rp_http_conn_t *c)
 }
 
 rp_access_log_t *
-rp_worker_access_log(rp_worker_t *w, const rp_listener_t *l, const rp_vhost_conf_t *v)
+rp_worker_access_log(const rp_gen_t *g, const rp_listener_t *l, const rp_vhost_conf_t *v)
 {
     /* the most specific declaration wins, "off" included */
     if (v != NULL && v->access_log.output != NULL) {
-        return rp_server_vhost_log(w->srv, (unsigned) (v - w->conf->vhosts));
+        return g->logs->vhosts[v - g->conf->vhosts];
     }
     if (l != NULL && l->conf->access_log.output != NULL) {
         return l->log;
     }
-    return rp_server_global_log(w->srv);
+    return g->logs->global;
 }

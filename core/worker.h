@@ -1,68 +1,98 @@
 /* worker.h: one worker thread: an event_base, its own SO_REUSEPORT listening
- * sockets, its own backend connections and targets, its client connections. */
+ * sockets, its generations (snapshot + backends + Lua state), its client
+ * connections, and the mailbox the main thread uses for stops and reloads. */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
 
 #include "rp.h"
 #include "config.h"
+#include "gen.h"
 #include "upstream.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/queue.h>
 
 struct event_base;
 struct event;
 struct evconnlistener;
 
-/* One listening socket of this worker. */
-typedef struct {
-    rp_worker_t                *w;        /* back-pointer                          */
-    const rp_listen_conf_t     *conf;     /* borrowed from w->conf                 */
-    struct evconnlistener      *l;        /* owned                                 */
-    rp_access_log_t            *log;      /* borrowed from the server: may be NULL */
+/* One listening socket of this worker. Connections keep a reference, so a
+ * listener a reload removed lives on (closed) while its clients finish. */
+typedef struct rp_listener_s {
+    rp_worker_t                *w;        /* back-pointer                           */
+    const rp_listen_conf_t     *conf;     /* borrowed from conf_ref                 */
+    rp_config_t                *conf_ref; /* a reference: the snapshot of conf      */
+    struct evconnlistener      *l;        /* owned; NULL once closed                */
+    rp_access_log_t            *log;      /* borrowed: may be NULL                  */
     const char                **skip;     /* owned array of borrowed names: request
                                              fields never passed on as the client sent
                                              them (framing, Via, X-headers, X-SSL-*)  */
     const char                **skip_abs; /* the same plus Host (absolute-form)      */
+    int                         refs;     /* the worker's + one per connection      */
 } rp_listener_t;
+
+/* A reload on its way to every worker: counts them in. */
+typedef struct {
+    atomic_uint                 remaining;  /* swaps not freed yet: the last frees */
+    atomic_uint                 to_switch;  /* workers not on the new generation   */
+    double                      t_signal;   /* when the reload was asked (rp_now) */
+    unsigned                    id;         /* the new generation                 */
+    unsigned                    nworkers;
+} rp_reload_t;
+
+/* What the main thread hands a worker for a reload. */
+typedef struct rp_swap_s {
+    rp_config_t                *conf;       /* a reference, handed over           */
+    rp_logset_t                *logs;       /* owned, handed over                 */
+    int                        *fds;        /* owned: per conf listener, -1: keep */
+    rp_reload_t                *reload;     /* shared; the last worker frees it   */
+    struct rp_swap_s           *next;
+} rp_swap_t;
 
 struct rp_worker_s {
     unsigned                   id;
     rp_server_t               *srv;        /* back-pointer                            */
-    rp_config_t               *conf;       /* a reference                             */
     struct event_base         *base;       /* owned                                   */
     pthread_t                  thread;
-    rp_listener_t             *listeners;  /* owned, conf->nlisteners                 */
-    rp_backend_t              *backends;   /* owned, conf->nbackends                  */
-    rp_target_t               *pools;      /* owned, one per conf->pools              */
-    rp_target_t               *singles;    /* owned, one per backend (direct routes)  */
+    rp_listener_t            **listeners;  /* owned references, nlisteners            */
+    unsigned                   nlisteners;
+    rp_gen_t                  *gen;        /* the current generation (a reference)    */
     uint64_t                   pending_seq;
     TAILQ_HEAD(, rp_http_conn_s) conns;    /* client connections (owned by themselves) */
     unsigned                   nconns;
-    int                        stop_fd;    /* owned eventfd: the main thread asks a stop */
-    struct event              *stop_ev;    /* owned: reads stop_fd                      */
+    int                        mail_fd;    /* owned eventfd: the main thread's mail   */
+    struct event              *mail_ev;    /* owned: reads mail_fd                    */
+    pthread_mutex_t            mail_lock;  /* guards swaps                            */
+    rp_swap_t                 *swaps;      /* FIFO of reloads not applied yet         */
+    atomic_int                 stop_asked;
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     int                        stopping;
-    struct rp_lua_s           *lua;        /* owned: this worker's Lua state             */
 };
 
-/* Creates a worker over conf (takes a reference) with the listening sockets
- * fds[conf->nlisteners] (takes ownership). NULL on failure, logged. */
-rp_worker_t *rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds);
+/* Creates a worker serving conf as generation 1 with the listening sockets
+ * fds[conf->nlisteners] (takes ownership) and logs (takes ownership). NULL
+ * on failure, logged. */
+rp_worker_t *rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
+                           rp_logset_t *logs);
 int rp_worker_start(rp_worker_t *w);
 void rp_worker_stop(rp_worker_t *w);            /* any thread: begin a graceful stop */
+void rp_worker_post_swap(rp_worker_t *w, rp_swap_t *s);   /* any thread: a reload    */
 void rp_worker_join(rp_worker_t *w);
 void rp_worker_free(rp_worker_t *w);
 
 int rp_worker_stopping(const rp_worker_t *w);
-rp_target_t *rp_worker_target(rp_worker_t *w, const rp_target_ref_t *to);
+
+void rp_listener_ref(rp_listener_t *li);
+void rp_listener_unref(rp_listener_t *li);
 
 /* Client connection bookkeeping (graceful stop waits for the last one). */
 void rp_worker_conn_added(rp_worker_t *w, rp_http_conn_t *c);
 void rp_worker_conn_removed(rp_worker_t *w, rp_http_conn_t *c);
 
-/* The access log for a request: the vhost's, else the listener's, else the global one. */
-rp_access_log_t *rp_worker_access_log(rp_worker_t *w, const rp_listener_t *l,
+/* The access log of a request: its vhost's, else its listener's, else the
+ * generation's global one. */
+rp_access_log_t *rp_worker_access_log(const rp_gen_t *g, const rp_listener_t *l,
                                       const rp_vhost_conf_t *v);
 
 #endif

@@ -3,6 +3,7 @@
  * config loader's state gets it too, so top-level code runs in both. */
 #include "lua_state.h"
 
+#include "gen.h"
 #include "log.h"
 #include "lua_shared.h"
 #include "lua_util.h"
@@ -62,6 +63,17 @@ l_log(lua_State *L)
     luaL_pushresult(&b);
     rp_log(levels[level], "lua: %s", lua_tostring(L, -1));
     return 0;
+}
+
+/* rproxy.generation() -> the configuration generation this state serves
+ * (1 at start, +1 per reload; 0 in the config check) */
+static int
+l_generation(lua_State *L)
+{
+    rp_lua_t  *lua = rp_lua_of(L);
+
+    lua_pushinteger(L, lua && lua->gen ? ((rp_gen_t *) lua->gen)->id : 0);
+    return 1;
 }
 
 /* rproxy.worker_id() -> 0..threads-1 (0 in the config check) */
@@ -132,6 +144,7 @@ rp_lua_api_open(lua_State *L, rp_lua_t *lua)
     static const luaL_Reg  api[] = {
         { "now", l_now },     { "log", l_log },
         { "worker_id", l_worker_id }, { "every", l_every },
+        { "generation", l_generation },
         { NULL, NULL },
     };
 

@@ -4,6 +4,7 @@
 #include "lua_balancer.h"
 
 #include "http_conn.h"
+#include "gen.h"
 #include "log.h"
 #include "lua_request.h"
 #include "upstream.h"
@@ -68,7 +69,7 @@ rp_lua_balancer_open(rp_lua_t *lua)
 {
     lua_State          *L = lua->L;
     const rp_config_t  *conf = lua->conf;
-    rp_worker_t        *w = lua->w;
+    rp_gen_t           *g = lua->gen;
     unsigned            i, j;
     backend_box_t      *box;
 
@@ -80,15 +81,14 @@ rp_lua_balancer_open(rp_lua_t *lua)
     lua_pushliteral(L, "rproxy object");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
-    lua->pool_objects = rp_xalloc((conf->npools + 1) * sizeof(int));
-    for (i = 0; i < conf->npools; i++) {
-        lua->pool_objects[i] = LUA_NOREF;
+    if (lua->pool_objects == NULL) {
+        lua->pool_objects = rp_xalloc((conf->npools + 1) * sizeof(int));
+        for (i = 0; i < conf->npools; i++) {
+            lua->pool_objects[i] = LUA_NOREF;
+        }
     }
-    if (w == NULL) {
-        return;
-    }
     for (i = 0; i < conf->npools; i++) {
-        const rp_target_t  *t = &w->pools[i];
+        const rp_target_t  *t = &g->pools[i];
 
         lua_createtable(L, 0, 2);
         lua_pushstring(L, conf->pools[i].name);
@@ -97,7 +97,7 @@ rp_lua_balancer_open(rp_lua_t *lua)
         for (j = 0; j < t->nmembers; j++) {
             box = lua_newuserdatauv(L, sizeof(backend_box_t), 0);
             box->b = t->members[j];
-            box->single = &w->singles[t->members[j]->conf->index];
+            box->single = &g->singles[t->members[j]->conf->index];
             luaL_setmetatable(L, BACKEND_MT);
             lua_rawseti(L, -2, (lua_Integer) j + 1);
         }
@@ -117,16 +117,21 @@ int
 rp_lua_balance(rp_lua_t *lua, unsigned pool, rp_http_conn_t *c, rp_backend_t **out)
 {
     lua_State            *L = lua->L;
-    const rp_target_t    *t = &c->w->pools[pool];
+    const rp_target_t    *t = &lua->gen->pools[pool];
     const backend_box_t  *box;
     unsigned              j;
     int                   rc;
+    rp_lua_hook_t         h = { 0 };
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lua->pool_balancers[pool]);
-    rp_lua_request_enter(lua, c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lua->pool_objects[pool]);
-    rc = rp_lua_call(lua, 2, 1, RP_PHASE_BALANCE, "balancer");
-    rp_lua_request_leave(lua, c);
+    if (lua->pool_objects == NULL || lua->pool_objects[pool] == LUA_NOREF) {
+        return RP_ERROR;                   /* the state could not build it (memory) */
+    }
+    h.lua = lua;
+    h.c = c;
+    h.fn_ref = lua->pool_balancers[pool];
+    h.extra_ref = lua->pool_objects[pool];
+    h.nresults = 1;
+    rc = rp_lua_run_hook(&h, RP_PHASE_BALANCE, "balancer");
     if (rc != RP_OK) {
         return RP_ERROR;
     }
@@ -144,18 +149,18 @@ rp_lua_balance(rp_lua_t *lua, unsigned pool, rp_http_conn_t *c, rp_backend_t **o
         }
         if (j == t->nmembers) {
             rp_log_error("lua: balancer of pool '%s' returned backend '%s', not a member",
-                         c->w->conf->pools[pool].name, box->b->conf->name);
+                         lua->conf->pools[pool].name, box->b->conf->name);
             return RP_ERROR;
         }
         if (!box->b->conf->enabled || box->b->nconns == box->b->ndown) {
             rp_log_error("lua: balancer of pool '%s' returned backend '%s', which is DOWN",
-                         c->w->conf->pools[pool].name, box->b->conf->name);
+                         lua->conf->pools[pool].name, box->b->conf->name);
             return RP_ERROR;
         }
         *out = box->b;
         return RP_OK;
     }
     rp_log_error("lua: balancer of pool '%s' returned neither a backend of the pool nor nil",
-                 c->w->conf->pools[pool].name);
+                 lua->conf->pools[pool].name);
     return RP_ERROR;
 }

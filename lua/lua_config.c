@@ -1315,7 +1315,7 @@ static int
 l_config_settings(lua_State *L)
 {
     static const char *const  keys[] = {
-        "threads", "max_nofile", "pidfile", "grace", "log", "lua", NULL
+        "threads", "max_nofile", "pidfile", "grace", "log", "lua", "watch", NULL
     };
     config_opts_t             o;
     config_ctx_t             *ctx;
@@ -1333,6 +1333,7 @@ l_config_settings(lua_State *L)
     opts_ulong(&o, "max_nofile", &conf->max_nofile);
     opts_string(&o, "pidfile", &conf->pidfile);
     opts_duration(&o, "grace", &conf->grace);
+    opts_bool(&o, "watch", &conf->watch);
     config_log(&o, &conf->access_log, conf);
     config_lua_limits(&o, conf);
     config_end(ctx);

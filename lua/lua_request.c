@@ -111,6 +111,43 @@ rp_lua_response_leave(void *box)
     ((response_box_t *) box)->c = NULL;
 }
 
+static int
+hook_trampoline(lua_State *L)
+{
+    rp_lua_hook_t  *h = lua_touserdata(L, 1);
+    int             n = 1;
+
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    rp_lua_request_enter(h->lua, h->c);
+    if (h->with_res) {
+        h->res_box = rp_lua_response_enter(h->lua, h->c, h->for_log);
+        n++;
+    }
+    if (h->extra_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->extra_ref);
+        n++;
+    }
+    lua_call(L, n, h->nresults);
+    return h->nresults;
+}
+
+int
+rp_lua_run_hook(rp_lua_hook_t *h, unsigned phase, const char *what)
+{
+    int  rc;
+
+    h->res_box = NULL;
+    lua_pushcfunction(h->lua->L, hook_trampoline);     /* neither push allocates */
+    lua_pushlightuserdata(h->lua->L, h);
+    rc = rp_lua_call(h->lua, 1, h->nresults, phase, what);
+    rp_lua_request_leave(h->lua, h->c);
+    if (h->res_box != NULL) {
+        rp_lua_response_leave(h->res_box);
+    }
+    return rc;
+}
+
 /* ---- fields shared by both objects ---------------------------------------- */
 
 /* name, value of a field to add: checked so that no hook can inject a line. */
@@ -263,16 +300,16 @@ l_request_route(lua_State *L)
     rp_target_ref_t           to;
 
     rp_lua_check_phase(L, RP_PHASE_REQUEST);
-    if ((p = rp_config_pool(c->w->conf, name)) != NULL) {
+    if ((p = rp_config_pool(c->gen->conf, name)) != NULL) {
         to.is_pool = 1;
         to.index = p->index;
-    } else if ((b = rp_config_backend(c->w->conf, name)) != NULL) {
+    } else if ((b = rp_config_backend(c->gen->conf, name)) != NULL) {
         to.is_pool = 0;
         to.index = b->index;
     } else {
         return luaL_error(L, "req:route(): unknown pool or backend '%s'", name);
     }
-    c->target = rp_worker_target(c->w, &to);
+    c->target = rp_gen_target(c->gen, &to);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -560,6 +597,8 @@ request_field(lua_State *L, rp_http_conn_t *c, const char *key)
         c->target ? (void) lua_pushstring(L, c->target->name) : lua_pushnil(L);
     } else if (strcmp(key, "worker_id") == 0) {
         lua_pushinteger(L, c->w->id);
+    } else if (strcmp(key, "generation") == 0) {
+        lua_pushinteger(L, c->gen->id);
     } else {
         return 0;
     }

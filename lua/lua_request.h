@@ -21,6 +21,23 @@ void rp_lua_request_leave(rp_lua_t *lua, rp_http_conn_t *c);
 void *rp_lua_response_enter(rp_lua_t *lua, rp_http_conn_t *c, int for_log);
 void rp_lua_response_leave(void *box);
 
+/* One hook call: fn(req [, res] [, extra]). Everything that allocates (the
+ * objects, the arguments) happens inside the protected call, so that a state
+ * at its memory cap fails the hook, never the process. */
+typedef struct {
+    rp_lua_t        *lua;
+    rp_http_conn_t  *c;
+    int              fn_ref;      /* the hook                                  */
+    int              with_res;    /* pass a response object                    */
+    int              for_log;     /* ... the one of on_log                     */
+    int              extra_ref;   /* a third argument (a pool object) or LUA_NOREF */
+    int              nresults;    /* left on the stack on success              */
+    void            *res_box;     /* internal                                  */
+} rp_lua_hook_t;
+
+/* Runs h in phase; RP_OK with nresults pushed, or RP_ERROR (logged). */
+int rp_lua_run_hook(rp_lua_hook_t *h, unsigned phase, const char *what);
+
 /* The request is over: drops its object and req.ctx. */
 void rp_lua_request_end(rp_lua_t *lua, rp_http_conn_t *c);
 

@@ -3,6 +3,7 @@
  * budget, and rp_lua_call(), the only way C enters Lua. */
 #include "lua_state.h"
 
+#include "gen.h"
 #include "log.h"
 #include "lua_balancer.h"
 #include "lua_config.h"
@@ -374,17 +375,35 @@ ls_pmain(lua_State *L)
     ls_collect_routes(lua);
     ls_collect_pools(lua);
     rp_lua_request_open(L);
-    rp_lua_balancer_open(lua);
     return 0;
 }
 
+static int
+ls_pbind(lua_State *L)
+{
+    rp_lua_balancer_open(lua_touserdata(L, 1));
+    return 0;
+}
+
+void
+rp_lua_bind_pools(rp_lua_t *lua)
+{
+    lua_pushcfunction(lua->L, ls_pbind);
+    lua_pushlightuserdata(lua->L, lua);
+    if (lua_pcall(lua->L, 1, 0, 0) != LUA_OK) {
+        rp_log_error("lua: cannot build the pool objects: %s", lua_tostring(lua->L, -1));
+        lua_pop(lua->L, 1);
+    }
+}
+
 rp_lua_t *
-rp_lua_new(rp_worker_t *w, const rp_config_t *conf, char *err, size_t errlen)
+rp_lua_new(struct rp_gen_s *g, const rp_config_t *conf, char *err, size_t errlen)
 {
     rp_lua_t  *lua;
 
     lua = rp_xalloc(sizeof(rp_lua_t));
-    lua->w = w;
+    lua->w = g->w;
+    lua->gen = g;
     lua->conf = conf;
     lua->mem_limit = conf->lua_memory;
     lua->budget = conf->lua_instructions;

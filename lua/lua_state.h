@@ -23,6 +23,7 @@ typedef struct rp_lua_timer_s rp_lua_timer_t;
 typedef struct rp_lua_s {
     lua_State          *L;              /* owned                                        */
     rp_worker_t        *w;              /* back-pointer; NULL in the config loader      */
+    struct rp_gen_s    *gen;            /* back-pointer: the generation it serves       */
     const rp_config_t  *conf;           /* borrowed: the snapshot the state serves      */
     size_t              mem_used;       /* bytes the allocator has handed out           */
     size_t              mem_limit;      /* conf->lua_memory                             */
@@ -45,7 +46,10 @@ typedef struct rp_lua_s {
 /* Creates a worker's state: evaluates conf->path in it (declarations are
  * already validated by the main thread; here they only hand over the hook
  * functions). NULL on failure with the reason in err. */
-rp_lua_t *rp_lua_new(rp_worker_t *w, const rp_config_t *conf, char *err, size_t errlen);
+rp_lua_t *rp_lua_new(struct rp_gen_s *g, const rp_config_t *conf, char *err, size_t errlen);
+
+/* Builds the pool objects Lua balancers see, once g's targets exist. */
+void rp_lua_bind_pools(rp_lua_t *lua);
 void rp_lua_free(rp_lua_t *lua);
 
 /* Calls the function below nargs arguments on the stack in protected mode,

@@ -257,7 +257,7 @@ test_json(void **state)
                    "\"referer\":\"https://ref.example/\",\"user_agent\":\"curl/7.88.1\","
                    "\"backend\":\"10.0.0.2:8080\",\"backend_port\":40001,"
                    "\"request_time\":0.013,\"upstream_time\":0.010,"
-                   "\"bytes_in\":87,\"bytes_out\":1234}\n");
+                   "\"bytes_in\":87,\"bytes_out\":1234,\"gen\":0}\n");
 }
 
 static void
@@ -297,7 +297,7 @@ test_absent_values(void **state)
                    "\"client_port\":null,\"method\":null,\"uri\":null,\"proto\":null,"
                    "\"status\":0,\"host\":null,\"referer\":null,\"user_agent\":null,"
                    "\"backend\":null,\"backend_port\":null,\"request_time\":null,"
-                   "\"upstream_time\":null,\"bytes_in\":0,\"bytes_out\":0}\n");
+                   "\"upstream_time\":null,\"bytes_in\":0,\"bytes_out\":0,\"gen\":0}\n");
 
     /* wall_time unset: now, still a well-formed line */
     e.wall_time = 0;
@@ -333,7 +333,7 @@ test_escaping(void **state)
                    "\"user_agent\":\"ua\\u000D\\u000A\\\"\\\\\","
                    "\"backend\":\"10.0.0.2:8080\",\"backend_port\":40001,"
                    "\"request_time\":0.013,\"upstream_time\":0.010,"
-                   "\"bytes_in\":87,\"bytes_out\":1234}\n");
+                   "\"bytes_in\":87,\"bytes_out\":1234,\"gen\":0}\n");
 }
 
 /* A field longer than 8 KiB is cut, and says so. */

@@ -43,7 +43,7 @@ typedef struct {
     rp_worker_t            *w;                    /* owned: zeroed, not started */
     server_t                srv;
     rp_backend_conf_t       conf[2];
-    rp_backend_t            b[2];
+    rp_backend_t           *b[2];
     int                     nb;
     uint64_t                seq;                  /* the worker's pending counter */
     double                  retry;                /* for the next backend; 0: 30 s */
@@ -254,7 +254,7 @@ fx_teardown(void **state)
         rp_target_cleanup(&fx->t[k]);
     }
     for (k = 0; k < fx->nb; k++) {
-        rp_backend_cleanup(&fx->b[k]);
+        rp_backend_unref(fx->b[k]);
         free(fx->conf[k].name);
         free(fx->conf[k].address);
     }
@@ -299,8 +299,8 @@ fx_backend(fx_t *fx, unsigned n, uint16_t port)
     c->high_watermark = 256 * 1024;
     c->enabled = !fx->disabled;
     c->index = (unsigned) fx->nb;
-    rp_backend_init(&fx->b[fx->nb], fx->w, fx->base, c);
-    return &fx->b[fx->nb++];
+    fx->b[fx->nb] = rp_backend_new(fx->w, fx->base, c, NULL);
+    return fx->b[fx->nb++];
 }
 
 /* A target over members (copied: the target owns its array). */
