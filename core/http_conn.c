@@ -381,6 +381,11 @@ conn_linger(rp_http_conn_t *c)
 {
     struct timeval  tv = tv_of(CONN_LINGER_SECONDS);
 
+    if (c->ssl != NULL && !c->handshaking) {
+        /* RFC 8446 §6.1: close_notify before our write side closes, so the
+         * client can tell the end of the answer from a truncation */
+        SSL_shutdown(c->ssl);
+    }
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_set_timeouts(c->bev, &tv, NULL);

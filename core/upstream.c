@@ -79,9 +79,10 @@ static void
 uc_free_socket(rp_upstream_conn_t *uc)
 {
     if (uc->bev != NULL) {
-        if (uc->ssl != NULL && (uc->state == RP_UC_IDLE || uc->state == RP_UC_ACTIVE)) {
+        if (uc->ssl != NULL && uc->connected) {
             rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
         }
+        uc->connected = 0;
         bufferevent_free(uc->bev);         /* frees the SSL too */
         uc->bev = NULL;
         uc->ssl = NULL;
@@ -258,6 +259,7 @@ uc_on_connected(rp_upstream_conn_t *uc)
                                    ? ((struct sockaddr_in6 *) &ss)->sin6_port
                                    : ((struct sockaddr_in *) &ss)->sin_port);
     }
+    uc->connected = 1;
     uc->backoff = uc->b->conf->retry;
     uc->b->failures = 0;
     uc->served = 0;

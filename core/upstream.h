@@ -46,6 +46,7 @@ struct rp_upstream_conn_s {
     double                      sent_at;    /* when the request head was queued       */
     int                         got_bytes;  /* response bytes seen for this request   */
     struct ssl_st              *ssl;        /* borrowed from bev; NULL: plain TCP     */
+    int                         connected;  /* the socket (and TLS) came up          */
     rp_config_t                *sock_conf;  /* a reference to the snapshot the socket
                                                was opened under (its SSL_CTX), or NULL */
 };
