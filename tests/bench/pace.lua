@@ -1,11 +1,16 @@
--- wrk script of the latency scenario: each connection waits BENCH_DELAY_MS after
--- each response before its next request (closed-loop pacing: with C connections
--- the rate is about C * 1000 / (delay + latency) req/s). done() prints the
--- percentiles in microseconds on lines the bench parses.
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "8")
+-- wrk script of the latency scenario: after each response a connection pauses for an
+-- exponentially distributed time of mean BENCH_DELAY_MS before its next request, so
+-- that C connections send about C * 1000 / (mean + latency) req/s in Poisson-like
+-- arrivals (a fixed pause would fire the connections in bursts, on wrk's 1 ms timer
+-- ticks). done() prints the percentiles in microseconds on lines the bench parses.
+local mean_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "8")
+
+function init(args)
+    math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+end
 
 function delay()
-    return delay_ms
+    return math.floor(-math.log(1 - math.random()) * mean_ms + 0.5)
 end
 
 function done(summary, latency, requests)

@@ -46,7 +46,7 @@ def _fmt(v, unit):
         return "-"
     if unit in ("req/s", "KiB", "bytes", "conns"):
         return "{:,.0f}".format(v)
-    if unit.startswith("%"):
+    if unit == "%":
         return "{:.0f}".format(v)
     if unit == "us":
         return "{:,.0f}".format(v) if v >= 100 else "{:.1f}".format(v)
@@ -136,8 +136,16 @@ def table(results):
     """The text tables printed at the end of a run (and copied into BENCHMARKS.md)."""
     lines = []
     meta = results["meta"]
-    lines.append("rproxy bench: %d round(s) x %d s, medians (min-max); ratio = median / peer's "
-                 "median" % (meta["rounds"], meta["duration"]))
+    lines.append("rproxy bench, %s: %d round(s) x %d s; medians (min-max); ratio = median / "
+                 "peer's median" % (meta["date"], meta["rounds"], meta["duration"]))
+    v = meta["versions"]
+    lines.append("%s (%s), %s, %s, %s; %s x %d; kernel %s; CPUs busy with other work before "
+                 "the run: %s" % (v["rproxy"], v["commit"], v["nginx"].replace("nginx version: ", ""),
+                                  " ".join(v["haproxy"].split()[:3]), v["wrk"].split(" [")[0],
+                                  v["cpu_model"], v["cpus"], v["kernel"],
+                                  ", ".join("%s %d%%" % kv for kv in
+                                            sorted(meta.get("background_cpu_busy_pct", {})
+                                                   .items()))))
     for i, sc in enumerate(results["scenarios"], 1):
         lines.append("")
         lines.append("[%d] %s" % (i, sc["description"]))
@@ -146,7 +154,7 @@ def table(results):
         for key, label, unit, higher, for_direct in sc["metrics"]:
             head = label if label == unit else "%s, %s" % (label, unit)
             if higher is None:
-                lines.append("  -- %s (100 = the proxy's core saturated)" % head)
+                lines.append("  -- %s" % head)
             else:
                 lines.append("  -- %s (%s is better)" % (head, "higher" if higher else "lower"))
             base = {p: sc.get("summary", {}).get(p, {}).get(key) for p in ("nginx", "haproxy")}
@@ -155,7 +163,8 @@ def table(results):
                     continue
                 name = TARGET_LABELS[target]
                 if target in sc["na"]:
-                    lines.append("  %-26s %s" % (name, sc["na"][target]))
+                    if key == sc["metrics"][0][0]:
+                        lines.append("  %-26s %s" % (name, sc["na"][target]))
                     continue
                 s = sc.get("summary", {}).get(target, {}).get(key)
                 if not s:
@@ -168,10 +177,11 @@ def table(results):
                     ratios.append("%.2f" % (s["median"] / b["median"])
                                   if b and b["median"] and higher is not None else "")
                 err = _errors(sc, target)
-                lines.append("  %-26s %10s  %-21s %7s %9s  %s"
-                             % (name, _fmt(s["median"], unit),
-                                "%s-%s" % (_fmt(s["min"], unit), _fmt(s["max"], unit)),
-                                ratios[0], ratios[1], err))
+                row = ("  %-26s %10s  %-21s %7s %9s  %s"
+                       % (name, _fmt(s["median"], unit),
+                          "%s-%s" % (_fmt(s["min"], unit), _fmt(s["max"], unit)),
+                          ratios[0], ratios[1], err))
+                lines.append(row.rstrip())
     lines.append("")
     lines.append("TLS (full and resumed handshakes/s): n/a (no TLS yet)")
     lines.append("")
@@ -181,6 +191,47 @@ def table(results):
         lines.append("  %-13s %s: want %s; measured %s" % (met, t["name"], t["want"],
                                                            t["measured"] or "-"))
     return "\n".join(lines)
+
+
+def markdown(results):
+    """A compact Markdown table of the medians and the targets (results/latest.md),
+    the form docs/BENCHMARKS.md shows."""
+    out = ["| scenario | metric | rproxy | nginx | haproxy | direct (ceiling) | rproxy / nginx "
+           "| rproxy / haproxy |", "|---|---|--:|--:|--:|--:|--:|--:|"]
+    for sc in results["scenarios"]:
+        first = True
+        for key, label, unit, higher, for_direct in sc["metrics"]:
+            if higher is None:
+                continue
+            summ = sc.get("summary", {})
+            cells = []
+            for t in ("rproxy", "nginx", "haproxy", "direct"):
+                if t not in sc["targets"] or (t == "direct" and not for_direct):
+                    cells.append("")
+                elif t in sc["na"]:
+                    cells.append(sc["na"][t] if first else "")
+                elif key in summ.get(t, {}):
+                    cells.append(_fmt(summ[t][key]["median"], unit))
+                else:
+                    cells.append("-")
+            ratios = []
+            for p in ("nginx", "haproxy"):
+                a, b = summ.get("rproxy", {}).get(key), summ.get(p, {}).get(key)
+                ratios.append("%.2f" % (a["median"] / b["median"]) if a and b and b["median"]
+                              else "")
+            better = "higher" if higher else "lower"
+            head = label if label == unit else "%s (%s)" % (label, unit)
+            out.append("| %s | %s, %s is better | %s | %s |"
+                       % (sc["title"] if first else "", head, better, " | ".join(cells),
+                          " | ".join(ratios)))
+            first = False
+    out.append("")
+    out.append("| target (rproxy) | wanted | measured | |")
+    out.append("|---|---|---|---|")
+    for t in results.get("targets", []):
+        met = {True: "**met**", False: "**not met**", None: "not measured"}[t["met"]]
+        out.append("| %s | %s | %s | %s |" % (t["name"], t["want"], t["measured"] or "-", met))
+    return "\n".join(out) + "\n"
 
 
 def _errors(sc, target):
@@ -228,7 +279,7 @@ PANELS = (("keepalive", "req_s", "small GET, keep-alive: req/s (higher is better
           ("close", "req_s", "Connection: close: req/s (higher is better)"),
           ("close", "cpu_us", "Connection: close: CPU us/request (lower is better)"),
           ("lua", "req_s", "Lua policy: req/s (higher is better)"),
-          ("latency", "p99_us", "p99 latency at ~5k req/s, us (lower is better)"),
+          ("latency", "p99_us", "p99 latency at about 5k req/s, us (lower is better)"),
           ("idle", "bytes_per_conn", "RSS per idle connection, bytes (lower is better)"),
           ("large", "down_MBps", "100 MiB download: MB/s (higher is better)"),
           ("large", "up_MBps", "100 MiB upload: MB/s (higher is better)"),
@@ -259,23 +310,27 @@ def write_svg(results, path, terminal="svg"):
          % (rows, cols, meta.get("date", ""), meta["rounds"], meta["duration"])]
     for i, (sid, key, title) in enumerate(panels):
         sc = by_id[sid]
-        data = []
+        data, labels = [], []
         for x, target in enumerate(("rproxy", "nginx", "haproxy", "direct")):
             if target not in sc["targets"]:
                 continue
             s = sc.get("summary", {}).get(target, {}).get(key)
+            if target == "direct" and not {m[0]: m[4] for m in sc["metrics"]}[key]:
+                continue
             if target in sc["na"] or not s:
+                labels.append('set label %d "%s: n/a" at first %d, graph 0.08 center'
+                              % (len(labels) + 1, target, x))
                 continue
             unit = {m[0]: m[2] for m in sc["metrics"]}[key]
             data.append('%d "%s" %g %g %g %d "%s"'
                         % (x, TARGET_LABELS[target].split()[0], s["median"], s["min"],
                            s["max"], COLORS[target], _fmt(s["median"], unit)))
-        note = " [rproxy n/a]" if "rproxy" in sc["na"] else ""
-        g.append('set title "%s%s"' % (title, note))
+        g.append('set title "%s"' % title)
+        g.extend(labels)
         if not data:
-            g.append('set label 1 "no data" at graph 0.5,0.5 center')
+            g.append('set label 99 "no data" at graph 0.5,0.5 center')
             g.append('plot 0 with lines lc rgb "white"')
-            g.append('unset label 1')
+            g.append('unset label')
             continue
         g.append("$d%d << EOD" % i)
         g.extend(data)
@@ -283,6 +338,7 @@ def write_svg(results, path, terminal="svg"):
         g.append('plot $d%d using 1:3:6:xtic(2) with boxes lc rgb variable, '
                  '"" using 1:3:4:5 with yerrorbars lc rgb "black" pt 0, '
                  '"" using 1:5:7 with labels offset 0,0.7' % i)
+        g.append("unset label")
     g.append("unset multiplot")
     r = subprocess.run(["gnuplot"], input="\n".join(g) + "\n", stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)

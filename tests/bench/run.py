@@ -111,10 +111,12 @@ def versions(args):
         except (OSError, subprocess.SubprocessError):
             return "?"
 
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no") if head else ""
     return {"rproxy": first_line([args.rproxy, "-v"]), "nginx": first_line(["nginx", "-v"]),
             "haproxy": first_line(["haproxy", "-v"]), "wrk": first_line(["wrk", "-v"]),
-            "commit": git("rev-parse", "--short", "HEAD") + (" (+ local changes)" if dirty else ""),
+            "commit": (head + (" + local changes" if dirty else "")) if head
+            else "not a git checkout",
             "kernel": platform.release(), "cpus": os.cpu_count(),
             "cpu_model": _cpu_model()}
 
@@ -210,12 +212,17 @@ def main():
                         "rounds": args.rounds, "duration": args.duration,
                         "idle_connections": args.idle,
                         "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+                        "rproxy_bin": args.rproxy,
                         "versions": versions(args)},
                "scenarios": []}
+    noise = servers.cpu_busy()
+    results["meta"]["background_cpu_busy_pct"] = noise
     v = results["meta"]["versions"]
-    print("bench: %s | %s | %s | %s | %d rounds x %d s | %s, %d CPUs"
+    print("bench: %s | %s | %s | %s | %d rounds x %d s | %s, %d CPUs | busy before the "
+          "bench (other processes): %s"
           % (v["rproxy"], v["nginx"], v["haproxy"], v["wrk"], args.rounds, args.duration,
-             v["cpu_model"], v["cpus"]), flush=True)
+             v["cpu_model"], v["cpus"],
+             ", ".join("%s %d%%" % kv for kv in sorted(noise.items()))), flush=True)
     try:
         backend = servers.Backend(tmp)
         ctx = Ctx(args, tmp, backend)
@@ -257,8 +264,9 @@ def main():
     report.write_json(results, out / "latest.json")
     report.write_csv(results, out / "latest.csv")
     (out / "latest.txt").write_text(text + "\n")
+    (out / "latest.md").write_text(report.markdown(results))
     why = report.write_svg(results, str(out / "latest.svg"))
-    print("\nbench: wrote %s/latest.{json,csv,txt%s} in %.0f s"
+    print("\nbench: wrote %s/latest.{json,csv,txt,md%s} in %.0f s"
           % (out, "" if why else ",svg", results["meta"]["elapsed_s"]))
     if why:
         print("bench: no chart: %s" % why)

@@ -105,7 +105,7 @@ class KeepAlive(Scenario):
     title = "small GET (1 KiB), keep-alive"
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy", "% of a core", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds GET /small; CPU = utime+stime of the proxy (of the "
@@ -122,7 +122,7 @@ class Close(Scenario):
     title = "small GET (1 KiB), Connection: close"
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy", "% of a core", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds -H 'Connection: close' GET /small; CPU = utime+stime "
@@ -146,9 +146,9 @@ class Latency(Scenario):
                ("req_s", "rate", "req/s", True, True))
 
     def describe(self, ctx):
-        return ("%s: wrk -t1 -c%d -d%ds, each connection waits %d ms after each response "
-                "(pace.lua: closed-loop pacing, ~%d req/s; percentiles from wrk, not corrected "
-                "for coordinated omission)"
+        return ("%s: wrk -t1 -c%d -d%ds GET /small, each connection pausing a random time "
+                "(exponential, mean %d ms) after each response (pace.lua): ~%d req/s; "
+                "percentiles from wrk, closed loop (not corrected for coordinated omission)"
                 % (self.title, self.conns, ctx.duration, self.delay_ms,
                    self.conns * 1000 // self.delay_ms))
 
@@ -166,7 +166,7 @@ class LuaHook(Scenario):
     lua = True
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy", "% of a core", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds -H 'X-Tenant: acme' GET /api/v1/small; the policy reads "
@@ -330,8 +330,8 @@ class Large(Scenario):
     warmup = False
     metrics = (("down_MBps", "download", "MB/s", True, True),
                ("up_MBps", "upload", "MB/s", True, True),
-               ("down_cpu_pct", "proxy CPU busy in downloads", "% of a core", None, False),
-               ("up_cpu_pct", "proxy CPU busy in uploads", "% of a core", None, False),
+               ("down_cpu_pct", "proxy CPU busy in downloads", "%", None, False),
+               ("up_cpu_pct", "proxy CPU busy in uploads", "%", None, False),
                ("rss_growth_kib", "proxy RSS growth", "KiB", False, False),
                ("hwm_kib", "proxy peak RSS (VmHWM)", "KiB", False, False))
 
@@ -446,7 +446,7 @@ class Idle(Scenario):
     title = "idle keep-alive client connections"
     targets = PROXIES
     metrics = (("bytes_per_conn", "RSS per idle connection", "bytes", False, False),
-               ("open", "connections held", "conns", True, False))
+               ("open", "connections held", "conns", None, False))
 
     def describe(self, ctx):
         return ("%s: %d connections (Python asyncio client), each after one GET /small, held "

@@ -121,6 +121,24 @@ def mem_kib(pid, key="VmRSS"):
     return 0
 
 
+def cpu_busy(seconds=2.0):
+    """How busy each CPU is (percent) over a few seconds: the machine's background
+    load, measured while the bench runs nothing."""
+    def sample():
+        out = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    v = [int(x) for x in line.split()[1:]]
+                    out[line.split()[0]] = (sum(v), v[3] + v[4])
+        return out
+    a = sample()
+    time.sleep(seconds)
+    b = sample()
+    return {k: round(100 * (1 - (b[k][1] - a[k][1]) / max(b[k][0] - a[k][0], 1)))
+            for k in a if k in b}
+
+
 # ---- readiness -----------------------------------------------------------
 
 def http_get(port, path="/small", headers=None, timeout=2.0):
