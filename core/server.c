@@ -255,7 +255,7 @@ rp_server_reload(rp_server_t *srv)
     dicts = server_open_dicts(conf);
     server_close_dicts(srv->dicts, srv->conf);
     srv->dicts = dicts;
-    r = rp_xalloc(sizeof(rp_reload_t));
+    r = rp_xalloc(sizeof(rp_reload_t));   /* the last worker frees it: read no more */
     r->id = ++srv->gen;
     r->t_signal = t0;
     r->nworkers = srv->nworkers;
@@ -275,7 +275,7 @@ rp_server_reload(rp_server_t *srv)
     rp_config_unref(srv->conf);
     srv->conf = conf;                          /* the reference load gave */
     rp_log_notice("reload: generation %u validated in %.1f ms; workers switch at their next "
-                  "request boundary", r->id, (rp_now() - t0) * 1e3);
+                  "request boundary", srv->gen, (rp_now() - t0) * 1e3);
     return RP_OK;
 }
 

@@ -1,0 +1,119 @@
+"""Closing a TLS connection: RFC 8446 6.1 says each party MUST send close_notify
+before closing its write side. Without it a client cannot tell the end of a
+close-delimited body from a truncation attack, OpenSSL 3 clients report
+"unexpected eof while reading" (openssl s_client exits 1) and treat the
+connection as failed, which also drops their session from resumption.
+
+The story: after a `Connection: close` (or HTTP/1.0) answer, the lingering
+close (core/http_conn.c conn_linger) called shutdown(fd, SHUT_WR) on the TCP
+socket first, so the close_notify that rp_tls_shutdown() tried to write at
+conn_destroy() could no longer go out; s_client then sent a fatal alert, which
+also removed the session from the server's cache (fixed in 3756bce: conn_linger
+sends close_notify before the half-close)."""
+
+import os
+import socket
+import ssl
+
+from tlsutil import (client_ctx, config, pki, read_response, request_bytes,  # noqa: F401
+                     s_client, tls_connect, tls_table)
+
+
+def start(backend, rproxy, pki):
+    be = backend()
+    return be, rproxy(config({"app1": (be.address, "")},
+                             ['address = "127.0.0.1:@PORT@", ' + tls_table(pki)]))
+
+
+def read_until_close(s, timeout=5):
+    """Reads to the end; returns (data, how) with how "close_notify" or "eof"
+    (a TCP close without close_notify) or "reset"."""
+    s.settimeout(timeout)
+    data = bytearray()
+    while True:
+        try:
+            got = s.recv(65536)
+        except ssl.SSLError as e:
+            if isinstance(e, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(e):
+                return bytes(data), "eof"
+            raise
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        if not got:
+            return bytes(data), "close_notify"
+        data += got
+
+
+def raw_tls(port, pki):
+    """A TLS socket that reports a missing close_notify instead of hiding it."""
+    ctx = client_ctx(pki)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF     # Python sets it by default
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+
+
+def test_close_notify_after_connection_close(backend, rproxy, pki):
+    be, p = start(backend, rproxy, pki)
+    s = raw_tls(p.port, pki)
+    try:
+        s.sendall(request_bytes("/x", close=True))
+        data, how = read_until_close(s)
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:100]
+    assert how == "close_notify", "rproxy closed the TLS connection with no close_notify (%s)" % how
+
+
+def test_close_notify_after_http10_answer(backend, rproxy, pki):
+    be, p = start(backend, rproxy, pki)
+    s = raw_tls(p.port, pki)
+    try:
+        s.sendall(b"GET /ten HTTP/1.0\r\nHost: test.local\r\n\r\n")
+        data, how = read_until_close(s)
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.") and b" 200 " in data[:20], data[:100]
+    assert how == "close_notify", "rproxy closed the TLS connection with no close_notify (%s)" % how
+
+
+def test_s_client_sees_clean_close(backend, rproxy, pki):
+    be, p = start(backend, rproxy, pki)
+    rc, out = s_client(p.port, "-servername", "localhost", "-CAfile", pki.crt("ca"),
+                       data=b"GET / HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n")
+    assert "HTTP/1.1 200" in out, out
+    assert "unexpected eof" not in out, out[-600:]
+    assert rc == 0, out[-600:]
+
+
+def test_close_notify_answered_on_idle_connection(backend, rproxy, pki):
+    """The client ends a keep-alive connection with close_notify: the proxy
+    answers with its own (a clean bidirectional shutdown)."""
+    be, p = start(backend, rproxy, pki)
+    s = tls_connect(p.port, client_ctx(pki), sni="localhost")
+    try:
+        s.sendall(request_bytes("/idle", close=False))
+        r = read_response(s)
+        assert r is not None and r.status == 200
+        s.settimeout(5)
+        s.unwrap()              # raises if the peer closes without close_notify
+    finally:
+        s.close()
+
+
+def test_session_cache_survives_connection_close(backend, rproxy, pki, tmpdir_rp):
+    """The cost of the missing close_notify: s_client reads the answer to a
+    `Connection: close` request, meets a bare TCP close, and sends a fatal
+    alert, which makes OpenSSL remove the session from rproxy's cache; with
+    tickets = false it can then not be resumed."""
+    be = backend()
+    p = rproxy(config({"app1": (be.address, "")},
+                      ['address = "127.0.0.1:@PORT@", ' + tls_table(pki, "tickets = false")]))
+    sess = os.path.join(tmpdir_rp, "sess.pem")
+    req_close = b"GET / HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
+    rc, out = s_client(p.port, "-tls1_2", "-servername", "localhost", "-sess_out", sess,
+                       data=req_close)
+    assert "New, TLSv1.2" in out and "HTTP/1.1 200" in out, out[-1500:]
+    rc, out = s_client(p.port, "-tls1_2", "-servername", "localhost", "-sess_in", sess,
+                       data=req_close)
+    assert "HTTP/1.1 200" in out, out[-1500:]
+    assert "Reused, TLSv1.2" in out, out[-1500:]
