@@ -146,9 +146,8 @@ gen_lists(const rp_gen_t *next, const rp_backend_t *b)
     return 0;
 }
 
-/* next's target named like t: a pool of that name, else a backend. */
-static rp_target_t *
-gen_same_target(rp_gen_t *next, const rp_target_t *t)
+rp_target_t *
+rp_gen_same_target(rp_gen_t *next, const rp_target_t *t)
 {
     const rp_pool_conf_t     *p;
     const rp_backend_conf_t  *b;
@@ -165,7 +164,7 @@ gen_same_target(rp_gen_t *next, const rp_target_t *t)
 static void
 gen_move_waiters(rp_target_t *from, rp_gen_t *next)
 {
-    rp_target_t   *to = gen_same_target(next, from);
+    rp_target_t   *to = rp_gen_same_target(next, from);
     rp_pending_t  *p;
 
     while ((p = TAILQ_FIRST(&from->pending)) != NULL) {
@@ -216,4 +215,17 @@ rp_target_t *
 rp_gen_target(rp_gen_t *g, const rp_target_ref_t *to)
 {
     return to->is_pool ? &g->pools[to->index] : &g->singles[to->index];
+}
+
+rp_target_t *
+rp_gen_single_of(rp_gen_t *g, const rp_backend_t *b)
+{
+    unsigned  i;
+
+    for (i = 0; i < g->conf->nbackends; i++) {
+        if (g->backends[i] == b) {
+            return &g->singles[i];
+        }
+    }
+    return NULL;
 }

@@ -45,6 +45,12 @@ void rp_gen_unref(rp_gen_t *g);          /* frees at zero */
 
 rp_target_t *rp_gen_target(rp_gen_t *g, const rp_target_ref_t *to);
 
+/* g's target named like t (a pool of that name, else a backend), or NULL. */
+rp_target_t *rp_gen_same_target(rp_gen_t *g, const rp_target_t *t);
+
+/* g's one-backend target of b, or NULL when g does not list b. */
+rp_target_t *rp_gen_single_of(rp_gen_t *g, const rp_backend_t *b);
+
 void rp_logset_free(rp_logset_t *logs);
 
 #endif

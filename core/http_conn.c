@@ -141,6 +141,9 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         return;
     }
     rp_listener_ref(li);
+    if (c->ssl == NULL) {
+        rp_flush_attach(&w->flusher, &c->flush, c->bev);
+    }
     if (c->ssl != NULL) {
         c->sock_conf = li->conf_ref;       /* its SSL_CTX lives there */
         rp_config_ref(c->sock_conf);
@@ -187,6 +190,11 @@ conn_request_cleanup(rp_http_conn_t *c)
         rp_gen_unref(c->gen);              /* the last request of a retired one frees it */
         c->gen = NULL;
     }
+    if (c->lc_ref != NULL) {
+        rp_config_unref(c->lc_ref);
+        c->lc_ref = NULL;
+    }
+    c->lc = c->l->conf;                    /* between requests: the listener's current */
 }
 
 static void
@@ -206,6 +214,7 @@ conn_destroy(rp_http_conn_t *c)
         rp_tls_facts_cleanup(c->tls_facts);
         free(c->tls_facts);
     }
+    rp_flush_detach(&c->flush);
     bufferevent_free(c->bev);
     if (c->sock_conf != NULL) {
         rp_config_unref(c->sock_conf);
@@ -245,12 +254,17 @@ conn_release(rp_http_conn_t *c)
 static void
 conn_begin_request(rp_http_conn_t *c)
 {
-    struct timeval  tv = tv_of(c->lc->read_timeout);
+    struct timeval  tv;
 
     conn_set_state(c, RP_CONN_HEAD);
-    c->lc = c->l->conf;                    /* a reload applies from this request on */
-    c->gen = c->w->gen;                    /* ... and this request keeps it to its end */
+    /* a reload applies from this request on, and this request keeps what it
+     * began with to its end: the listener's settings and the generation */
+    c->lc = c->l->conf;
+    c->lc_ref = c->l->conf_ref;
+    rp_config_ref(c->lc_ref);
+    c->gen = c->w->gen;
     rp_gen_ref(c->gen);
+    tv = tv_of(c->lc->read_timeout);
     c->flags = 0;
     c->status = 0;
     c->t_start = rp_now();
@@ -400,6 +414,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
     rp_http_conn_t  *c = arg;
 
     rp_http_conn_ref(c);
+    rp_flush_drained(&c->flush);
     if (c->state == RP_CONN_CLOSING && !c->closed && !c->lingering
         && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         conn_linger(c);
@@ -465,6 +480,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     rp_http_conn_ref(c);
     if (what & BEV_EVENT_CONNECTED) {
         c->handshaking = 0;                /* TLS is up: the request may come */
+        c->lc = c->l->conf;                /* a reload may have come meanwhile */
         conn_read_timeout(c, c->lc->read_timeout);
     } else if (c->handshaking) {
         conn_tls_failed(c, what);

@@ -6,6 +6,7 @@
 
 #include "rp.h"
 #include "config.h"
+#include "flush.h"
 #include "http_head.h"
 #include "upstream.h"
 
@@ -54,7 +55,9 @@ typedef enum {
 struct rp_http_conn_s {
     rp_worker_t                 *w;           /* back-pointer                              */
     struct rp_listener_s        *l;           /* a reference: the listener it came from    */
-    const rp_listen_conf_t      *lc;          /* borrowed: l's conf when the request began */
+    const rp_listen_conf_t      *lc;          /* l's conf when the request began (held by
+                                                 lc_ref), else l's current one           */
+    rp_config_t                 *lc_ref;      /* a reference while a request runs        */
     struct rp_gen_s             *gen;         /* a reference while a request runs, or NULL */
     rp_config_t                 *sock_conf;   /* a reference: the snapshot of its SSL_CTX  */
     struct bufferevent          *bev;         /* owned                                     */
@@ -98,6 +101,7 @@ struct rp_http_conn_s {
     struct ssl_st               *ssl;         /* borrowed from bev; NULL: plain TCP         */
     void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
     int                          handshaking; /* TLS handshake not finished yet             */
+    rp_flush_t                   flush;       /* direct writes (plain sockets)              */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
 };
 

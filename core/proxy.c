@@ -115,12 +115,30 @@ rp_proxy_target(const rp_http_conn_t *c, const char **path, size_t *plen, const 
     }
 }
 
-/* A Lua balancer chose b: its IDLE connection, else its own queue. */
+/* A Lua balancer chose b: its IDLE connection, else its own queue (the
+ * current generation's, where waiters are served; b may be shared by both). */
 static int
 proxy_acquire_backend(rp_http_conn_t *c, rp_backend_t *b, rp_upstream_conn_t **uc)
 {
-    c->target = &c->gen->singles[b->conf->index];
+    rp_target_t  *t = rp_gen_single_of(c->w->gen, b);
+
+    if (t == NULL && (t = rp_gen_single_of(c->gen, b)) == NULL) {
+        return RP_DECLINED;
+    }
+    c->target = t;
     return rp_target_acquire(c->target, &proxy_user, c, uc);
+}
+
+/* A request of a generation a reload replaced waits on the current one's
+ * target of the same name: only those are served when a connection frees. */
+static void
+proxy_current_target(rp_http_conn_t *c)
+{
+    rp_target_t  *t;
+
+    if (c->gen != c->w->gen && (t = rp_gen_same_target(c->w->gen, c->target)) != NULL) {
+        c->target = t;
+    }
 }
 
 static void
@@ -132,12 +150,18 @@ proxy_acquire(rp_http_conn_t *c)
     rp_lua_t            *lua = c->gen->lua;
     int                  rc = RP_DECLINED;
 
-    if (c->target->pool >= 0 && lua->pool_balancers[c->target->pool] != LUA_NOREF) {
+    /* the request's own generation decides: its Lua state, its pool (a
+     * retried request may already wait on the current generation's target) */
+    if (c->target->pool >= 0 && c->target == &c->gen->pools[c->target->pool]
+        && lua->pool_balancers[c->target->pool] != LUA_NOREF) {
         rc = rp_lua_balance(lua, (unsigned) c->target->pool, c, &b);
         if (rc == RP_ERROR) {
             rp_http_conn_error(c, 500, "the Lua balancer failed");
             return;
         }
+    }
+    if (rc != RP_OK) {
+        proxy_current_target(c);
     }
     rc = rc == RP_OK ? proxy_acquire_backend(c, b, &uc)
                      : rp_target_acquire(c->target, &proxy_user, c, &uc);
@@ -431,7 +455,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     }
     bufferevent_set_timeouts(uc->bev, &r, &w);
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(uc->bev, EV_READ);      /* writes go through the flusher */
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
         bufferevent_set_timeouts(c->bev, &cr, &cw);

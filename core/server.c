@@ -238,6 +238,7 @@ rp_server_reload(rp_server_t *srv)
         rp_log_error("reload refused, generation %u goes on: %s", srv->gen, err);
         return RP_ERROR;
     }
+    server_warn_restart_only(srv->conf, conf);
     conf->threads = srv->conf->threads;       /* the number of workers is fixed */
     logs = rp_xalloc(srv->nworkers * sizeof(rp_logset_t *));
     fds = rp_xalloc(srv->nworkers * sizeof(int *));     /* zeroed: NULL until opened */
@@ -251,7 +252,6 @@ rp_server_reload(rp_server_t *srv)
             return RP_ERROR;
         }
     }
-    server_warn_restart_only(srv->conf, conf);
     dicts = server_open_dicts(conf);
     server_close_dicts(srv->dicts, srv->conf);
     srv->dicts = dicts;

@@ -83,6 +83,7 @@ uc_free_socket(rp_upstream_conn_t *uc)
             rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
         }
         uc->connected = 0;
+        rp_flush_detach(&uc->flush);
         bufferevent_free(uc->bev);         /* frees the SSL too */
         uc->bev = NULL;
         uc->ssl = NULL;
@@ -260,6 +261,9 @@ uc_on_connected(rp_upstream_conn_t *uc)
                                    : ((struct sockaddr_in *) &ss)->sin_port);
     }
     uc->connected = 1;
+    if (uc->ssl == NULL) {
+        rp_flush_attach(&uc->b->w->flusher, &uc->flush, uc->bev);
+    }
     uc->backoff = uc->b->conf->retry;
     uc->b->failures = 0;
     uc->served = 0;
@@ -300,6 +304,7 @@ uc_on_write(struct bufferevent *bev, void *arg)
 {
     rp_upstream_conn_t  *uc = arg;
 
+    rp_flush_drained(&uc->flush);
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
         uc->user->on_drain(uc, uc->arg);
     }
@@ -349,6 +354,9 @@ rp_backend_new(rp_worker_t *w, struct event_base *base, const rp_backend_conf_t 
     b = rp_xalloc(sizeof(rp_backend_t));
     b->conf = conf;
     b->owner = owner;
+    if (owner != NULL) {
+        rp_config_ref(owner);              /* b->conf must outlive every generation */
+    }
     b->refs = 1;
     b->w = w;
     b->base = base;
@@ -394,12 +402,17 @@ rp_backend_unref(rp_backend_t *b)
     }
     free(b->conns);
     free(b->targets);
+    if (b->owner != NULL) {
+        rp_config_unref(b->owner);
+    }
     free(b);
 }
 
 void
 rp_backend_adopt(rp_backend_t *b, const rp_backend_conf_t *conf, rp_config_t *owner)
 {
+    rp_config_ref(owner);
+    rp_config_unref(b->owner);
     b->conf = conf;
     b->owner = owner;
     free(b->targets);

@@ -8,6 +8,7 @@
 #include "rp.h"
 #include "balancer.h"
 #include "config.h"
+#include "flush.h"
 #include "http_head.h"
 
 #include <sys/queue.h>
@@ -47,13 +48,15 @@ struct rp_upstream_conn_s {
     int                         got_bytes;  /* response bytes seen for this request   */
     struct ssl_st              *ssl;        /* borrowed from bev; NULL: plain TCP     */
     int                         connected;  /* the socket (and TLS) came up          */
+    rp_flush_t                  flush;      /* direct writes (plain sockets)          */
     rp_config_t                *sock_conf;  /* a reference to the snapshot the socket
                                                was opened under (its SSL_CTX), or NULL */
 };
 
 struct rp_backend_s {
     const rp_backend_conf_t    *conf;       /* borrowed from owner                    */
-    rp_config_t                *owner;      /* borrowed: the newest snapshot listing it */
+    rp_config_t                *owner;      /* a reference: the snapshot conf lives in
+                                               (the newest one listing it), or NULL  */
     int                         refs;       /* generations listing it                 */
     int                         retired;    /* no generation will send it requests     */
     rp_worker_t                *w;          /* back-pointer                           */

@@ -427,6 +427,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     w->mail_ev = event_new(w->base, w->mail_fd, EV_READ | EV_PERSIST, worker_on_mail, w);
     event_add(w->mail_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
+    rp_flusher_init(&w->flusher, w->base);
     w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
     for (i = 0; i < conf->nlisteners; i++) {
         w->listeners[i] = listener_new(w, conf, &conf->listeners[i], fds[i], logs->listeners[i]);
@@ -445,6 +446,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
 
 fail_listeners:
     worker_drop_listeners(w);
+    rp_flusher_cleanup(&w->flusher);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);
@@ -505,6 +507,7 @@ rp_worker_free(rp_worker_t *w)
     }
     worker_drop_listeners(w);
     rp_gen_unref(w->gen);
+    rp_flusher_cleanup(&w->flusher);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);

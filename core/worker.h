@@ -6,6 +6,7 @@
 
 #include "rp.h"
 #include "config.h"
+#include "flush.h"
 #include "gen.h"
 #include "upstream.h"
 
@@ -67,6 +68,7 @@ struct rp_worker_s {
     rp_swap_t                 *swaps;      /* FIFO of reloads not applied yet         */
     atomic_int                 stop_asked;
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
+    rp_flusher_t               flusher;    /* direct writes of plain sockets           */
     int                        stopping;
 };
 

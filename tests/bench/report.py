@@ -44,8 +44,10 @@ def summarize(results):
 def _fmt(v, unit):
     if v is None:
         return "-"
-    if unit in ("req/s", "KiB", "bytes", "conns"):
+    if unit in ("req/s", "hs/s", "KiB", "bytes", "conns"):
         return "{:,.0f}".format(v)
+    if unit == "x":
+        return "{:.2f}".format(v)
     if unit == "%":
         return "{:.0f}".format(v)
     if unit == "us":
@@ -129,6 +131,27 @@ def targets(results):
         v = _median(results, "idle", "rproxy", "bytes_per_conn")
         add("idle client connections: RSS per connection", "<= 640 bytes",
             None if v is None else "%.0f bytes" % v, None if v is None else v <= 640)
+    if scenario_ran("tls"):
+        na = _na(results, "tls", "rproxy")
+        for key, what, want in (("full", "TLS 1.2 full handshakes/s (client certificate)",
+                                 2.0),
+                                ("res", "TLS 1.2 resumed handshakes/s (ticket)", 1.5)):
+            a = _median(results, "tls", "rproxy", key + "_hs")
+            b = _median(results, "tls", "nginx", key + "_hs")
+            ca = _median(results, "tls", "rproxy", key + "_cpu_us")
+            cb = _median(results, "tls", "nginx", key + "_cpu_us")
+            r = ratio(a, b)
+            measured = na
+            if r is not None:
+                measured = "%.2f x nginx (%.0f vs %.0f/s; CPU per handshake %.0f vs %.0f us)" \
+                    % (r, a, b, ca or 0, cb or 0)
+            add(what, ">= %.1f x nginx" % want, measured, None if r is None else r >= want)
+        a = _median(results, "tls", "rproxy", "res_hs")
+        b = _median(results, "tls", "rproxy", "full_hs")
+        r = ratio(a, b)
+        add("TLS 1.2 resumed handshakes/s against its own full ones", ">= 3.3 x rproxy's "
+            "full handshakes/s", na if r is None else "%.2f x (%.0f vs %.0f/s)" % (r, a, b),
+            None if r is None else r >= 3.3)
     return out
 
 
@@ -139,9 +162,11 @@ def table(results):
     lines.append("rproxy bench, %s: %d round(s) x %d s; medians (min-max); ratio = median / "
                  "peer's median" % (meta["date"], meta["rounds"], meta["duration"]))
     v = meta["versions"]
-    lines.append("%s (%s), %s, %s, %s; %s x %d; kernel %s; CPUs busy with other work before "
-                 "the run: %s" % (v["rproxy"], v["commit"], v["nginx"].replace("nginx version: ", ""),
+    lines.append("%s (%s), %s, %s, %s, %s; %s x %d; kernel %s; CPUs busy with other work "
+                 "before the run: %s" % (v["rproxy"], v["commit"],
+                                  v["nginx"].replace("nginx version: ", ""),
                                   " ".join(v["haproxy"].split()[:3]), v["wrk"].split(" [")[0],
+                                  " ".join(v.get("openssl", "?").split()[:2]),
                                   v["cpu_model"], v["cpus"], v["kernel"],
                                   ", ".join("%s %d%%" % kv for kv in
                                             sorted(meta.get("background_cpu_busy_pct", {})
@@ -161,7 +186,7 @@ def table(results):
             for target in sc["targets"]:
                 if target == "direct" and not for_direct:
                     continue
-                name = TARGET_LABELS[target]
+                name = sc.get("labels", {}).get(target, TARGET_LABELS[target])
                 if target in sc["na"]:
                     if key == sc["metrics"][0][0]:
                         lines.append("  %-26s %s" % (name, sc["na"][target]))
@@ -182,8 +207,6 @@ def table(results):
                           "%s-%s" % (_fmt(s["min"], unit), _fmt(s["max"], unit)),
                           ratios[0], ratios[1], err))
                 lines.append(row.rstrip())
-    lines.append("")
-    lines.append("TLS (full and resumed handshakes/s): n/a (no TLS yet)")
     lines.append("")
     lines.append("Targets (rproxy, from this run):")
     for t in results.get("targets", []):
@@ -283,7 +306,10 @@ PANELS = (("keepalive", "req_s", "small GET, keep-alive: req/s (higher is better
           ("idle", "bytes_per_conn", "RSS per idle connection, bytes (lower is better)"),
           ("large", "down_MBps", "100 MiB download: MB/s (higher is better)"),
           ("large", "up_MBps", "100 MiB upload: MB/s (higher is better)"),
-          ("large", "rss_growth_kib", "RSS growth in transfers, KiB (lower is better)"))
+          ("large", "rss_growth_kib", "RSS growth in transfers, KiB (lower is better)"),
+          ("tls", "full_hs", "TLS 1.2 full handshakes/s, client cert (higher is better)"),
+          ("tls", "full_cpu_us", "CPU us per full TLS handshake (lower is better)"),
+          ("tls", "res_hs", "TLS 1.2 resumed handshakes/s (higher is better)"))
 
 
 def write_svg(results, path, terminal="svg"):
@@ -323,7 +349,8 @@ def write_svg(results, path, terminal="svg"):
                 continue
             unit = {m[0]: m[2] for m in sc["metrics"]}[key]
             data.append('%d "%s" %g %g %g %d "%s"'
-                        % (x, TARGET_LABELS[target].split()[0], s["median"], s["min"],
+                        % (x, sc.get("labels", {}).get(target, TARGET_LABELS[target])
+                           .split()[0], s["median"], s["min"],
                            s["max"], COLORS[target], _fmt(s["median"], unit)))
         g.append('set title "%s"' % title)
         g.extend(labels)

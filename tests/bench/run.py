@@ -44,6 +44,8 @@ class Ctx:
         self.rproxy_bin = args.rproxy
         self.tmp = tmp
         self.backend = backend
+        self.pki = None          # the TLS scenario's certificates (servers.make_pki)
+        self.proxy = None        # the proxy of the current run
 
 
 def parse_args():
@@ -115,6 +117,7 @@ def versions(args):
     dirty = git("status", "--porcelain", "--untracked-files=no") if head else ""
     return {"rproxy": first_line([args.rproxy, "-v"]), "nginx": first_line(["nginx", "-v"]),
             "haproxy": first_line(["haproxy", "-v"]), "wrk": first_line(["wrk", "-v"]),
+            "openssl": first_line(["openssl", "version"]),
             "commit": (head + (" + local changes" if dirty else "")) if head
             else "not a git checkout",
             "kernel": platform.release(), "cpus": os.cpu_count(),
@@ -136,14 +139,17 @@ def run_one(ctx, sc, target, rnd):
     """One measured run of sc on target. Returns the run's record; raises
     NotApplicable when the target cannot do the scenario."""
     rec = {"round": rnd + 1, "metrics": {}, "errors": 0, "notes": []}
+    extra = sc.prepare(ctx, target, rnd)         # may raise NotApplicable
     if target == "direct":
         if not ctx.backend.nginx.alive():
             raise RuntimeError("the backend exited: %s" % ctx.backend.nginx.output()[-1000:])
         port, pid = ctx.backend.port, ctx.backend.pid
         proxy = None
     else:
-        proxy = servers.Proxy(target, ctx.tmp, ctx.backend.port, ctx.rproxy_bin, lua=sc.lua)
+        proxy = servers.Proxy(target, ctx.tmp, ctx.backend.port, ctx.rproxy_bin, lua=sc.lua,
+                              **extra)
         port, pid = proxy.port, proxy.pid
+    ctx.proxy = proxy
     try:
         if proxy and rnd == 0:
             sc.check(ctx, proxy)
@@ -163,6 +169,7 @@ def run_one(ctx, sc, target, rnd):
         if not isinstance(e, RuntimeError):
             rec["failed"] += "\n" + traceback.format_exc()
     finally:
+        ctx.proxy = None
         if proxy:
             lines = proxy.error_lines()
             crashed = proxy.stop()
@@ -230,6 +237,7 @@ def main():
             t0 = time.monotonic()
             entry = {"id": sc.id, "title": sc.title, "description": sc.describe(ctx),
                      "metrics": [list(m) for m in sc.metrics], "targets": list(sc.targets),
+                     "labels": dict(sc.labels),
                      "runs": {t: [] for t in sc.targets}, "na": {}}
             results["scenarios"].append(entry)
             print("\n== %s" % entry["description"], flush=True)

@@ -9,13 +9,16 @@ and "notes" (anything odd seen while measuring). Clients run on the load CPU.
 import asyncio
 import os
 import re
+import resource
+import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
 
 import servers
-from servers import LOAD_CPU, BIG_SIZE, SMALL_BODY, cpu_seconds, mem_kib
+from servers import LOAD_CPU, PROXY_CPU, BIG_SIZE, SMALL_BODY, cpu_seconds, mem_kib
 
 HERE = servers.HERE
 PROXIES = ("rproxy", "nginx", "haproxy")
@@ -81,9 +84,15 @@ class Scenario:
     warmup = True                # 1 s of wrk -c64 before measuring
     # metrics: (key, label, unit, higher_is_better, shown_for_direct)
     metrics = ()
+    labels = {}                  # target -> name in the tables, when not the usual one
 
     def describe(self, ctx):
         return self.title
+
+    def prepare(self, ctx, target, rnd):
+        """Before target is started for round rnd: returns extra keyword arguments
+        of servers.Proxy, or raises NotApplicable."""
+        return {}
 
     def check(self, ctx, proxy):
         """Raises NotApplicable if proxy (just started) cannot run the scenario."""
@@ -464,5 +473,216 @@ class Idle(Scenario):
                 "errors": len(failures), "notes": failures[:5]}
 
 
-ALL = (KeepAlive(), Close(), Large(), Idle(), Latency(), LuaHook())
+# ---- TLS handshakes --------------------------------------------------------------
+
+TLS_CLIENTS = 4                  # s_time processes at once, all on the load CPU
+TLS_SECONDS = 3                  # s_time -time (at most --duration): a measurement lasts 1 s more
+TLS_CIPHER = "ECDHE-RSA-AES256-GCM-SHA384"   # what all three pick anyway; pinned
+RSA_SPEED_SECONDS = 3
+
+
+def tls_get(port, pki, client_cert=True, path="/small", timeout=5.0):
+    """One TLS 1.2 GET (Python ssl, the bench's client certificate unless
+    client_cert is false; the server's certificate verified against the bench CA).
+    Returns (status, body, protocol, cipher)."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.load_verify_locations(pki["ca"])
+    c.maximum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert:
+        c.load_cert_chain(pki["client_cert"], pki["client_key"])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with c.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: bench.local\r\nConnection: close\r\n\r\n"
+                      % path.encode())
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            proto, cipher = s.version(), s.cipher()[0]
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b"\r\n")[0].split()[1]) if head else 0
+    return status, body, proto, cipher
+
+
+def s_time(port, pki, mode, seconds, clients):
+    """Runs `clients` processes of `openssl s_time MODE` (-new: a new session per
+    connection; -reuse: every connection resumes the process's session) at once on
+    the load CPU, each making TLS 1.2 connections one after another, each with one
+    HTTP/1.0 GET /small, for `seconds` (s_time stops at the end of a second: they are
+    started just after a second begins). Returns handshakes, resumed (of them),
+    seconds (wall), client_cpu (s, all of them), bytes_per_conn (the smallest),
+    errors and notes."""
+    argv = ["taskset", "-c", LOAD_CPU, "openssl", "s_time", "-connect", "127.0.0.1:%d" % port,
+            mode, "-tls1_2", "-cipher", TLS_CIPHER, "-cert", pki["client_cert"],
+            "-key", pki["client_key"], "-no-CAfile", "-no-CApath", "-no-CAstore",
+            "-www", "/small", "-time", str(seconds)]
+    time.sleep((1.02 - time.time() % 1.0) % 1.0)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL) for _ in range(clients)]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=seconds + 60)[0].decode(errors="replace"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = {"handshakes": 0, "resumed": 0, "seconds": wall, "errors": 0, "notes": [],
+           "client_cpu": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
+           "bytes_per_conn": None}
+    for p, out in zip(procs, outs):
+        # the timed loop prints one character per connection: 'r' when resumed
+        marker = "starting\n" if mode == "-reuse" else "seconds\n"
+        loop = out.split(marker, 1)[1] if marker in out else ""
+        loop = loop.split("\n", 1)[0]
+        m = re.search(r"(\d+) connections in (\d+) real seconds, (\d+) bytes read per "
+                      r"connection", out)
+        n = int(m.group(1)) if m else len(loop)
+        res["handshakes"] += n
+        res["resumed"] += loop.count("r")
+        if m:
+            b = int(m.group(3))
+            res["bytes_per_conn"] = b if res["bytes_per_conn"] is None \
+                else min(b, res["bytes_per_conn"])
+        if p.returncode != 0 or not m:
+            res["errors"] += 1
+            tail = [l for l in out.splitlines() if l.strip() and not set(l) <= set("r*23t")]
+            res["notes"].append("s_time %s exit %d after %d connections: %s"
+                                % (mode, p.returncode, n, " | ".join(tail[-3:])[:300]))
+    return res
+
+
+def rsa_speed():
+    """`openssl speed -seconds 3 rsa2048` on the proxies' CPU: (sign/s, verify/s)."""
+    argv = ["taskset", "-c", PROXY_CPU, "openssl", "speed", "-seconds",
+            str(RSA_SPEED_SECONDS), "rsa2048"]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, timeout=8 * RSA_SPEED_SECONDS + 60)
+    out = r.stdout.decode(errors="replace")
+    m = re.search(r"^rsa\s+2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)\s*$", out, re.M)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("openssl speed failed (exit %d):\n%s" % (r.returncode, out[-1500:]))
+    return float(m.group(1)), float(m.group(2))
+
+
+class Tls(Scenario):
+    id = "tls"
+    title = "TLS 1.2 handshakes, RSA-2048, client certificate required"
+    warmup = False
+    labels = {"direct": "RSA-2048 sign (ceiling)"}
+    metrics = (("full_hs", "full handshakes + GET (ceiling: RSA-2048 sign/s)", "hs/s",
+                True, True),
+               ("full_cpu_us", "proxy CPU per full handshake (ceiling: per signature)", "us",
+                False, True),
+               ("full_cpu_pct", "proxy CPU busy in full handshakes", "%", None, False),
+               ("full_client_pct", "load generator CPU busy in full handshakes", "%", None,
+                False),
+               ("res_hs", "resumed handshakes (ticket) + GET", "hs/s", True, False),
+               ("res_cpu_us", "proxy CPU per resumed handshake", "us", False, False),
+               ("res_cpu_pct", "proxy CPU busy in resumed handshakes", "%", None, False),
+               ("res_client_pct", "load generator CPU busy in resumed handshakes", "%", None,
+                False),
+               ("res_x_full", "resumed / full handshakes/s of the same proxy", "x", True,
+                False))
+
+    def describe(self, ctx):
+        return ("%s: %d x `openssl s_time -new` (full handshakes: a new session each "
+                "connection) then %d x `s_time -reuse` (each resumes its one session by "
+                "ticket), -tls1_2 -cipher %s, a P-256 client certificate, -time %d, all on "
+                "CPU %s; each connection: handshake, GET /small (HTTP/1.0), close. "
+                "CPU = utime+stime of the proxy / handshakes; load generator busy = s_time "
+                "CPU / wall time (100 = CPU %s saturated, with the backend on it too). "
+                "Ceiling: `openssl speed -seconds %d rsa2048` on CPU %s"
+                % (self.title, TLS_CLIENTS, TLS_CLIENTS, TLS_CIPHER, self.seconds(ctx), LOAD_CPU,
+                   LOAD_CPU, RSA_SPEED_SECONDS, PROXY_CPU))
+
+    @staticmethod
+    def seconds(ctx):
+        return min(ctx.duration, TLS_SECONDS)
+
+    def prepare(self, ctx, target, rnd):
+        if not shutil.which("openssl"):
+            raise NotApplicable("n/a (no openssl command)")
+        if ctx.pki is None:
+            ctx.pki = servers.make_pki(ctx.tmp)
+        if target == "direct":
+            return {}
+        if target == "rproxy" and rnd == 0:
+            ok, out = servers.check_config("rproxy", ctx.rproxy_bin, ctx.tmp, lua=False,
+                                           tls=ctx.pki)
+            if not ok:
+                raise NotApplicable("n/a (rproxy -t refused the TLS listener)", out)
+        return {"tls": ctx.pki}
+
+    def check(self, ctx, proxy):
+        port = proxy.tls_port
+        try:
+            status, body, proto, cipher = tls_get(port, ctx.pki)
+        except (OSError, ValueError, IndexError) as e:
+            raise NotApplicable("n/a (TLS check failed)", "GET /small with a client "
+                                "certificate: %s: %s" % (type(e).__name__, e))
+        if status != 200 or body != SMALL_BODY.encode() or proto != "TLSv1.2":
+            raise NotApplicable("n/a (TLS check failed)", "GET /small with a client "
+                                "certificate: status %d, %d body bytes, %s"
+                                % (status, len(body), proto))
+        # without a client certificate: refused in the handshake (rproxy, HAProxy) or by
+        # an error status (nginx answers 400 "No required SSL certificate was sent")
+        try:
+            status, _, _, _ = tls_get(port, ctx.pki, client_cert=False)
+        except (OSError, ValueError, IndexError):
+            status = None
+        if status == 200:
+            raise NotApplicable("n/a (client certificate not required)",
+                                "a client without a certificate got 200")
+
+    def measure(self, ctx, target, port, pid):
+        if target == "direct":
+            sign, verify = rsa_speed()
+            return {"full_hs": sign, "full_cpu_us": 1e6 / sign, "verify_s": verify}
+        tls_port = ctx.proxy.tls_port
+        for _ in range(20):                      # warm-up: 20 full handshakes
+            tls_get(tls_port, ctx.pki)
+        res, errors, notes = {}, 0, []
+        for kind, mode in (("full", "-new"), ("res", "-reuse")):
+            c0 = cpu_seconds(pid)
+            st = s_time(tls_port, ctx.pki, mode, self.seconds(ctx), TLS_CLIENTS)
+            cpu = cpu_seconds(pid) - c0
+            n = st["resumed"] if kind == "res" else st["handshakes"]
+            errors += st["errors"]
+            notes += st["notes"]
+            if kind == "res" and st["handshakes"] > st["resumed"]:
+                errors += st["handshakes"] - st["resumed"]
+                notes.append("%d of %d -reuse connections were not resumed"
+                             % (st["handshakes"] - st["resumed"], st["handshakes"]))
+            if kind == "full" and st["resumed"]:
+                notes.append("%d of %d -new connections were resumed"
+                             % (st["resumed"], st["handshakes"]))
+            b = st["bytes_per_conn"]
+            if b is not None and b < len(SMALL_BODY):
+                errors += 1
+                notes.append("%s: %d bytes read per connection, less than the 1 KiB body"
+                             % (mode, b))
+            res[kind + "_hs"] = n / st["seconds"]
+            res[kind + "_cpu_us"] = cpu * 1e6 / max(n, 1)
+            res[kind + "_cpu_pct"] = 100.0 * cpu / st["seconds"]
+            res[kind + "_client_pct"] = 100.0 * st["client_cpu"] / st["seconds"]
+            res[kind + "_handshakes"] = st["handshakes"]
+        res["res_x_full"] = res["res_hs"] / res["full_hs"] if res["full_hs"] else None
+        res["errors"] = errors
+        res["notes"] = notes[:5]
+        return res
+
+
+ALL = (KeepAlive(), Close(), Large(), Idle(), Latency(), LuaHook(), Tls())
 BY_ID = {s.id: s for s in ALL}

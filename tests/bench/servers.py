@@ -286,6 +286,7 @@ http {
         proxy_max_temp_file_size 0;
         location / { proxy_pass http://backend; }
 %(lua_location)s
+%(tls_server)s
     }
 }
 """
@@ -310,6 +311,7 @@ defaults
     http-reuse always
 frontend fe
     bind 127.0.0.1:%(port)d
+%(tls_bind)s
 %(lua_action)s
     default_backend be
 backend be
@@ -326,21 +328,26 @@ rproxy.settings {
 }
 rproxy.backend "b" { address = "127.0.0.1:%(backend)d", connections = %(conns)d }
 rproxy.listen { address = "127.0.0.1:%(port)d", backlog = 4096, x_headers = {} }
+%(tls_listen)s
 rproxy.vhost "bench" { default = true, routes = { { to = "b" } } }
 %(hook)s
 """
 
 
 class Proxy:
-    """One proxy under test. kind is "rproxy", "nginx" or "haproxy"."""
+    """One proxy under test. kind is "rproxy", "nginx" or "haproxy". With tls (the
+    files of make_pki()), it also listens on tls_port: TLS, client certificate
+    required."""
 
-    def __init__(self, kind, tmp, backend_port, rproxy_bin, lua=False):
+    def __init__(self, kind, tmp, backend_port, rproxy_bin, lua=False, tls=None):
         self.kind = kind
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.dir = pathlib.Path(tmp) / ("%s-%d" % (kind, self.port))
         self.dir.mkdir()
         v = dict(dir=self.dir, port=self.port, backend=backend_port, conns=BACKEND_CONNS,
                  nofile=NOFILE, maxconn=NOFILE // 2 - 100)
+        v.update(tls_vars(kind, tls, self.tls_port))
         if kind == "rproxy":
             v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
             conf = self.dir / "rproxy.lua"
@@ -383,13 +390,14 @@ class Proxy:
         return crashed
 
 
-def check_config(kind, rproxy_bin, tmp, lua):
+def check_config(kind, rproxy_bin, tmp, lua, tls=None):
     """Runs the proxy's own configuration check on its bench config (rproxy -t,
     nginx -t, haproxy -c). Returns (ok, output)."""
     d = pathlib.Path(tmp) / ("check-%s" % kind)
     d.mkdir(exist_ok=True)
     v = dict(dir=d, port=1, backend=2, conns=BACKEND_CONNS, nofile=NOFILE,
              maxconn=NOFILE // 2 - 100)
+    v.update(tls_vars(kind, tls, 3))
     if kind == "rproxy":
         v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
         (d / "c.lua").write_text(RPROXY % v)
@@ -407,3 +415,109 @@ def check_config(kind, rproxy_bin, tmp, lua):
         argv = ["haproxy", "-c", "-f", str(d / "c.cfg")]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     return r.returncode == 0, r.stdout.decode(errors="replace").strip()
+
+
+# ---- TLS -------------------------------------------------------------------
+# The TLS scenario's listeners: TLS 1.2 and 1.3 (the client asks for 1.2), an
+# RSA-2048 certificate, a client certificate required and verified against the
+# bench CA, a server-side session cache (20,000 or so sessions, 300 s) and RFC 5077
+# tickets, each proxy's own defaults otherwise. nginx gets a shared session cache
+# (its default is none) so that the three do the same work per full handshake.
+
+NGINX_TLS = """\
+        listen 127.0.0.1:%(tls_port)d ssl backlog=4096;
+        ssl_certificate %(cert)s;
+        ssl_certificate_key %(key)s;
+        ssl_client_certificate %(ca)s;
+        ssl_verify_client on;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:bench:10m;
+        ssl_session_timeout 300s;
+        ssl_session_tickets on;"""
+
+HAPROXY_TLS = """\
+    bind 127.0.0.1:%(tls_port)d ssl crt %(pem)s ca-file %(ca)s verify required"""
+
+RPROXY_TLS = """\
+rproxy.listen { address = "127.0.0.1:%(tls_port)d", backlog = 4096, x_headers = {},
+    tls = { cert = "%(cert)s", key = "%(key)s", client_ca = "%(ca)s",
+            verify_client = "require" } }   -- session cache, tickets: the defaults"""
+
+
+def tls_vars(kind, tls, tls_port):
+    """The TLS parts of a proxy's configuration (empty without tls)."""
+    v = {"tls_server": "", "tls_bind": "", "tls_listen": ""}
+    if tls:
+        f = dict(tls, tls_port=tls_port)
+        if kind == "nginx":
+            v["tls_server"] = NGINX_TLS % f
+        elif kind == "haproxy":
+            v["tls_bind"] = HAPROXY_TLS % f
+        else:
+            v["tls_listen"] = RPROXY_TLS % f
+    return v
+
+
+PKI_CNF = """\
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ server ]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+authorityKeyIdentifier = keyid
+[ client ]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+"""
+
+# RSA-2048 for the CA and the server; the client's key is P-256 (see make_pki)
+RSA_KEY = ("-newkey", "rsa:2048")
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+
+
+def make_pki(tmp):
+    """Makes the bench's certificates with the openssl command in tmp/tls: a CA
+    (RSA-2048, self-signed), the proxies' server certificate (RSA-2048, CN=localhost,
+    signed by the CA), the client certificate of the load generator (CN=bench client,
+    signed by the CA). The client's key is ECDSA P-256: the load generator shares one
+    core with the backend and must outrun a proxy core, and an RSA-2048 client key
+    would cost it one more RSA signature per handshake than the proxy's core makes
+    (the proxy then verifies an ECDSA signature: about 0.1 ms). Returns the paths:
+    ca, cert, key, pem (cert + key, for HAProxy), client_cert, client_key."""
+    d = pathlib.Path(tmp) / "tls"
+    d.mkdir(exist_ok=True)
+    (d / "pki.cnf").write_text(PKI_CNF)
+
+    def ossl(*args):
+        r = subprocess.run(["openssl"] + list(args), cwd=str(d), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s failed:\n%s"
+                               % (" ".join(args), r.stdout.decode(errors="replace")[-1500:]))
+
+    ossl("req", "-x509", *RSA_KEY, "-nodes", "-config", "pki.cnf", "-extensions", "ca",
+         "-subj", "/CN=rproxy bench CA", "-days", "7", "-keyout", "ca.key", "-out", "ca.crt")
+    for name, key, subj, serial in (("server", RSA_KEY, "/CN=localhost", "2"),
+                                    ("client", EC_KEY, "/O=rproxy bench/CN=bench client", "3")):
+        ossl("req", "-new", *key, "-nodes", "-config", "pki.cnf", "-subj", subj,
+             "-keyout", name + ".key", "-out", name + ".csr")
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-set_serial", serial, "-days", "7", "-sha256", "-extfile", "pki.cnf",
+             "-extensions", name, "-out", name + ".crt")
+    ossl("verify", "-CAfile", "ca.crt", "server.crt", "client.crt")
+    pem = d / "server.pem"
+    pem.write_text((d / "server.crt").read_text() + (d / "server.key").read_text())
+    return {"ca": str(d / "ca.crt"), "cert": str(d / "server.crt"),
+            "key": str(d / "server.key"), "pem": str(pem),
+            "client_cert": str(d / "client.crt"), "client_key": str(d / "client.key")}

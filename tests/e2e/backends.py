@@ -17,6 +17,8 @@ import threading
 import time
 import zlib
 
+from httpclient import HeaderLookup
+
 RAW_CAP = 4 << 20          # bytes of raw input kept per connection (counted beyond)
 BLOCK = 64 * 1024          # unit of the big-transfer pattern
 
@@ -64,7 +66,7 @@ class Closed(Exception):
     """The peer closed (or reset) the connection."""
 
 
-class Request:
+class Request(HeaderLookup):
     """One request as the backend received it."""
 
     def __init__(self):
@@ -90,20 +92,6 @@ class Request:
     @property
     def query(self):
         return self.target.split("?", 1)[1] if "?" in self.target else None
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
-
-    def header(self, name):
-        v = self.header_all(name)
-        return v[0] if v else None
-
-    def tokens(self, name):
-        out = []
-        for v in self.header_all(name):
-            out += [t.strip().lower() for t in v.split(",") if t.strip()]
-        return out
 
     def wants_close(self):
         conn = self.tokens("connection")
@@ -196,6 +184,15 @@ class Conn:
             if len(raw) < RAW_CAP:
                 raw.extend(rawpiece[: RAW_CAP - len(raw)])
 
+        def pieces(left):
+            while left:
+                piece = self.read_some(min(left, 262144))
+                left -= len(piece)
+                account(piece, piece)
+                if pause:
+                    pause(got)
+                yield piece
+
         if req.chunked:
             while True:
                 line = self.read_line()
@@ -204,14 +201,7 @@ class Conn:
                 size = int(size_s, 16)          # ValueError: bad framing from the proxy
                 if size == 0:
                     break
-                left = size
-                while left:
-                    piece = self.read_some(min(left, 262144))
-                    left -= len(piece)
-                    account(piece, piece)
-                    if pause:
-                        pause(got)
-                    yield piece
+                yield from pieces(size)
                 if self.read_line() != b"":
                     raise ValueError("chunk not followed by CRLF")
                 account(b"", b"\r\n")
@@ -224,14 +214,7 @@ class Conn:
                 req.trailers.append((k, v.strip()))
         else:
             cl = req.header("content-length")
-            left = int(cl) if cl is not None else 0
-            while left:
-                piece = self.read_some(min(left, 262144))
-                left -= len(piece)
-                account(piece, piece)
-                if pause:
-                    pause(got)
-                yield piece
+            yield from pieces(int(cl) if cl is not None else 0)
         req.body = bytes(body)
         req.raw_body = bytes(raw)
         req.complete = True
@@ -540,31 +523,24 @@ class Backend:
         with self.lock:
             return [r.target for r in self.requests]
 
-    def wait_requests(self, n, timeout=10):
+    def _wait_count(self, count, n, timeout):
+        """True once count() (read under the lock) reaches n, False after timeout."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self.lock:
-                if len(self.requests) >= n:
+                if count() >= n:
                     return True
             time.sleep(0.02)
         return False
+
+    def wait_requests(self, n, timeout=10):
+        return self._wait_count(lambda: len(self.requests), n, timeout)
 
     def wait_heads(self, n, timeout=10):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                if len(self.heads) >= n:
-                    return True
-            time.sleep(0.02)
-        return False
+        return self._wait_count(lambda: len(self.heads), n, timeout)
 
     def wait_connections(self, n, timeout=10):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.connections >= n:
-                return True
-            time.sleep(0.02)
-        return False
+        return self._wait_count(lambda: self.accepted, n, timeout)
 
     # ---- machinery
     def _accept_loop(self):

@@ -9,18 +9,9 @@ import tempfile
 import time
 
 
-class Response:
-    def __init__(self):
-        self.version = ""
-        self.status = 0
-        self.reason = ""
-        self.headers = []          # [(name, value)]
-        self.head = b""
-        self.body = b""
-        self.chunked = False
-        self.complete = False      # framed as complete (CL reached, last chunk, or EOF for close-delimited)
-        self.close_delimited = False
-        self.interim = []          # 1xx responses that came before this one
+class HeaderLookup:
+    """Header lookups over self.headers, a [(name, value)] list in the order
+    received: for a response here and a request in backends.Request."""
 
     def header_all(self, name):
         n = name.lower()
@@ -35,6 +26,20 @@ class Response:
         for v in self.header_all(name):
             out += [t.strip().lower() for t in v.split(",") if t.strip()]
         return out
+
+
+class Response(HeaderLookup):
+    def __init__(self):
+        self.version = ""
+        self.status = 0
+        self.reason = ""
+        self.headers = []          # [(name, value)]
+        self.head = b""
+        self.body = b""
+        self.chunked = False
+        self.complete = False      # framed as complete (CL reached, last chunk, or EOF for close-delimited)
+        self.close_delimited = False
+        self.interim = []          # 1xx responses that came before this one
 
     def __repr__(self):
         return "<Response %s %d %r body=%d complete=%s>" % (
@@ -167,14 +172,9 @@ class RawClient:
         deadline = time.monotonic() + timeout
         interim = []
         while True:
-            got = parse_response(self.buf, method, self.eof)
-            if got is None:
-                if self.eof:
-                    return None
-                self._recv(deadline)
-                continue
-            r, n = got
-            del self.buf[:n]
+            r = self._next_response(method, deadline)
+            if r is None:
+                return None
             if 100 <= r.status < 200:
                 interim.append(r)
                 continue
@@ -182,17 +182,20 @@ class RawClient:
             return r
 
     def read_interim_or_final(self, method="GET", timeout=10):
-        deadline = time.monotonic() + timeout
+        return self._next_response(method, time.monotonic() + timeout)
+
+    def _next_response(self, method, deadline):
+        """The next response, 1xx or final, taken out of .buf (reading more until
+        deadline); None at EOF with no whole response."""
         while True:
             got = parse_response(self.buf, method, self.eof)
-            if got is None:
-                if self.eof:
-                    return None
-                self._recv(deadline)
-                continue
-            r, n = got
-            del self.buf[:n]
-            return r
+            if got is not None:
+                r, n = got
+                del self.buf[:n]
+                return r
+            if self.eof:
+                return None
+            self._recv(deadline)
 
     def wait_closed(self, timeout=5):
         """True if the peer closes (EOF or RST) within timeout; bytes that come

@@ -13,36 +13,10 @@ import pytest
 
 from backends import free_port
 from httpclient import RawClient, req
+from luautil import murmur3_32
 from proxy import REPO, run_rproxy
 
 EXAMPLES = REPO / "examples"
-
-
-def murmur3_32(data, seed=0):
-    """MurmurHash3 x86_32, as rproxy.hash computes it."""
-    c1, c2 = 0xcc9e2d51, 0x1b873593
-    h = seed & 0xffffffff
-    n = len(data) // 4
-    rotl = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xffffffff
-    for i in range(n):
-        k = int.from_bytes(data[4 * i: 4 * i + 4], "little")
-        k = rotl((k * c1) & 0xffffffff, 15)
-        h ^= (k * c2) & 0xffffffff
-        h = (rotl(h, 13) * 5 + 0xe6546b64) & 0xffffffff
-    tail = data[4 * n:]
-    k = 0
-    for i, b in reversed(list(enumerate(tail))):
-        k ^= b << (8 * i)
-    if tail:
-        k = rotl((k * c1) & 0xffffffff, 15)
-        h ^= (k * c2) & 0xffffffff
-    h ^= len(data)
-    h ^= h >> 16
-    h = (h * 0x85ebca6b) & 0xffffffff
-    h ^= h >> 13
-    h = (h * 0xc2b2ae35) & 0xffffffff
-    h ^= h >> 16
-    return h
 
 
 class BoundClient(RawClient):

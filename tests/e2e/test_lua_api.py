@@ -12,70 +12,14 @@ import time
 import urllib.parse
 
 from httpclient import exchange, req
+from luautil import APP_ROUTES, get, murmur3_32, starter, wait_log
 from proxy import run_rproxy
 
 HEAD = """
 rproxy.settings { threads = @THREADS@, grace = 2, log = { error = "stderr", level = "@LEVEL@" } }
-rproxy.backend "app1" { address = "@B1@" }
-rproxy.pool "app" { "app1", balance = "roundrobin" }
-rproxy.listen { address = "127.0.0.1:@PORT@" }
-rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
-"""
+""" + APP_ROUTES
 
-
-def assert_config_ok(p):
-    r = run_rproxy(["-t", "-c", str(p.conf)])
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def start(backend, rproxy, hooks, threads=1, level="info", head=HEAD, **subs):
-    be = backend()
-    p = rproxy(head + hooks, THREADS=threads, LEVEL=level, B1=be.address, **subs)
-    assert_config_ok(p)
-    return be, p
-
-
-def get(p, path="/", headers=()):
-    r, c = exchange(p.port, req("GET", path, headers=headers))
-    c.close()
-    assert r is not None, "no response to %s" % path
-    return r
-
-
-def wait_log(p, needle, timeout=5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if needle in p.stderr():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def murmur3_32(data, seed=0):
-    """MurmurHash3 x86_32, the reference algorithm."""
-    c1, c2 = 0xcc9e2d51, 0x1b873593
-    h = seed & 0xffffffff
-    n = len(data) // 4
-    rotl = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xffffffff
-    for i in range(n):
-        k = int.from_bytes(data[4 * i: 4 * i + 4], "little")
-        k = rotl((k * c1) & 0xffffffff, 15)
-        h ^= (k * c2) & 0xffffffff
-        h = (rotl(h, 13) * 5 + 0xe6546b64) & 0xffffffff
-    tail = data[4 * n:]
-    k = 0
-    for i, b in reversed(list(enumerate(tail))):
-        k ^= b << (8 * i)
-    if tail:
-        k = rotl((k * c1) & 0xffffffff, 15)
-        h ^= (k * c2) & 0xffffffff
-    h ^= len(data)
-    h ^= h >> 16
-    h = (h * 0x85ebca6b) & 0xffffffff
-    h ^= h >> 13
-    h = (h * 0xc2b2ae35) & 0xffffffff
-    h ^= h >> 16
-    return h
+start = starter(HEAD)
 
 
 def lua_literal(data):

@@ -7,29 +7,8 @@ import json
 import threading
 import time
 
-from httpclient import RawClient, exchange, req
-from proxy import run_rproxy
-
-
-def assert_config_ok(p):
-    r = run_rproxy(["-t", "-c", str(p.conf)])
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def get(p, path="/", host="test.local", headers=()):
-    r, c = exchange(p.port, req("GET", path, host=host, headers=headers))
-    c.close()
-    assert r is not None, "no response to %s" % path
-    return r
-
-
-def wait_log(p, needle, timeout=5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if needle in p.stderr():
-            return True
-        time.sleep(0.05)
-    return False
+from httpclient import RawClient, req
+from luautil import assert_config_ok, get, wait_log
 
 
 def run_clients(port, nclients, per_client, path="/w", host="test.local"):

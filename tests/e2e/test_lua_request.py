@@ -4,48 +4,15 @@ per-route on_request and req.ctx, each checked through real requests: what the
 recording backend received and what the client got back."""
 
 import json
-import time
 
-from httpclient import RawClient, exchange, req
-from proxy import run_rproxy
+from httpclient import RawClient, req
+from luautil import APP_ROUTES, get, starter, wait_log
 
 HEAD = """
 rproxy.settings { threads = @THREADS@, grace = 2, log = { error = "stderr", level = "info" } @SETTINGS@ }
-rproxy.backend "app1" { address = "@B1@" }
-rproxy.pool "app" { "app1", balance = "roundrobin" }
-rproxy.listen { address = "127.0.0.1:@PORT@" }
-rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
-"""
+""" + APP_ROUTES
 
-
-def assert_config_ok(p):
-    """`rproxy -t` accepts the file the proxy runs."""
-    r = run_rproxy(["-t", "-c", str(p.conf)])
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def start(backend, rproxy, hooks, threads=1, settings="", head=HEAD, **subs):
-    be = backend()
-    p = rproxy(head + hooks, THREADS=threads, SETTINGS=settings, B1=be.address, **subs)
-    assert_config_ok(p)
-    return be, p
-
-
-def get(p, path="/", method="GET", headers=(), body=b"", host="test.local", raw=None):
-    r, c = exchange(p.port, raw or req(method, path, host=host, headers=headers, body=body),
-                    method=method)
-    c.close()
-    assert r is not None, "no response to %s %s" % (method, path)
-    return r
-
-
-def wait_log(p, needle, timeout=5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if needle in p.stderr():
-            return True
-        time.sleep(0.05)
-    return False
+start = starter(HEAD)
 
 
 def kv(body):

@@ -10,44 +10,14 @@ import time
 import pytest
 
 from httpclient import RawClient, exchange, req
-from proxy import run_rproxy
+from luautil import APP_ROUTES, assert_config_ok, get, starter, wait_log
 
 HEAD = """
 rproxy.settings { threads = 1, grace = 2, log = { error = "stderr", level = "info" },
                   lua = { instructions = 100000, memory = "16m" } }
-rproxy.backend "app1" { address = "@B1@" }
-rproxy.pool "app" { "app1", balance = "roundrobin" }
-rproxy.listen { address = "127.0.0.1:@PORT@" }
-rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
-"""
+""" + APP_ROUTES
 
-
-def assert_config_ok(p):
-    r = run_rproxy(["-t", "-c", str(p.conf)])
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def start(backend, rproxy, hooks):
-    be = backend()
-    p = rproxy(HEAD + hooks, B1=be.address)
-    assert_config_ok(p)
-    return be, p
-
-
-def get(p, path="/", method="GET"):
-    r, c = exchange(p.port, req(method, path), method=method)
-    c.close()
-    assert r is not None, "no response to %s" % path
-    return r
-
-
-def wait_log(p, needle, timeout=5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if needle in p.stderr():
-            return True
-        time.sleep(0.05)
-    return False
+start = starter(HEAD)
 
 
 def line_of(p, text):

@@ -6,37 +6,16 @@ flush_all (lua/lua_shared.c), TTLs included."""
 import threading
 import time
 
-from httpclient import RawClient, exchange, req
-from proxy import run_rproxy
+from httpclient import RawClient, req
+from luautil import APP_ROUTES, get, starter
 
 HEAD = """
 rproxy.settings { threads = @THREADS@, grace = 2, log = { error = "stderr", level = "info" } }
 rproxy.shared_dict "counters" { size = "1m" }
 rproxy.shared_dict "small" { size = "128k" }
-rproxy.backend "app1" { address = "@B1@" }
-rproxy.pool "app" { "app1", balance = "roundrobin" }
-rproxy.listen { address = "127.0.0.1:@PORT@" }
-rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
-"""
+""" + APP_ROUTES
 
-
-def assert_config_ok(p):
-    r = run_rproxy(["-t", "-c", str(p.conf)])
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def start(backend, rproxy, hooks, threads=1):
-    be = backend()
-    p = rproxy(HEAD + hooks, THREADS=threads, B1=be.address)
-    assert_config_ok(p)
-    return be, p
-
-
-def get(p, path="/"):
-    r, c = exchange(p.port, req("GET", path))
-    c.close()
-    assert r is not None, "no response to %s" % path
-    return r
+start = starter(HEAD)
 
 
 COUNTER_LUA = r"""

@@ -1,0 +1,117 @@
+/* flush.c: one direct write per output per loop pass for plain sockets
+ * (see flush.h for why). */
+#include "flush.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+static void
+flush_run(rp_flush_t *s)
+{
+    struct bufferevent  *bev = s->bev;
+    struct evbuffer     *out = bufferevent_get_output(bev);
+    bufferevent_data_cb  wcb;
+    void                *arg;
+    size_t               low = 0, high = 0;
+
+    if (bufferevent_get_enabled(bev) & EV_WRITE) {
+        return;                            /* libevent is writing it already */
+    }
+    while (evbuffer_get_length(out) > 0) {
+        if (evbuffer_write(out, bufferevent_getfd(bev)) <= 0) {
+            /* EAGAIN, or an error libevent will meet and report as an event */
+            bufferevent_enable(bev, EV_WRITE);
+            return;
+        }
+    }
+    /* someone waits for the output to drain (back-pressure): tell them, as
+     * libevent's write callback would have */
+    bufferevent_getwatermark(bev, EV_WRITE, &low, &high);
+    if (low > 0) {
+        bufferevent_getcb(bev, NULL, &wcb, NULL, &arg);
+        if (wcb != NULL) {
+            wcb(bev, arg);
+        }
+    }
+}
+
+static void
+flusher_on_pass(evutil_socket_t fd, short what, void *arg)
+{
+    rp_flusher_t  *f = arg;
+    rp_flush_t    *s;
+
+    while ((s = TAILQ_FIRST(&f->queue)) != NULL) {
+        TAILQ_REMOVE(&f->queue, s, link);
+        s->queued = 0;
+        flush_run(s);                      /* may detach others: they leave the queue */
+    }
+}
+
+static void
+flush_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    rp_flush_t  *s = arg;
+
+    if (info->n_added == 0 || s->queued) {
+        return;
+    }
+    if (TAILQ_EMPTY(&s->f->queue)) {
+        event_active(s->f->ev, EV_WRITE, 0);
+    }
+    TAILQ_INSERT_TAIL(&s->f->queue, s, link);
+    s->queued = 1;
+}
+
+void
+rp_flusher_init(rp_flusher_t *f, struct event_base *base)
+{
+    TAILQ_INIT(&f->queue);
+    f->ev = event_new(base, -1, 0, flusher_on_pass, f);
+}
+
+void
+rp_flusher_cleanup(rp_flusher_t *f)
+{
+    event_free(f->ev);
+}
+
+void
+rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
+{
+    if (f->ev == NULL) {
+        return;                            /* no flusher (unit tests): libevent writes */
+    }
+    s->bev = bev;
+    s->f = f;
+    s->queued = 0;
+    evbuffer_add_cb(bufferevent_get_output(bev), flush_on_output, s);
+    bufferevent_disable(bev, EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        bufferevent_enable(bev, EV_WRITE);
+    }
+}
+
+void
+rp_flush_detach(rp_flush_t *s)
+{
+    if (s->bev == NULL) {
+        return;
+    }
+    if (s->queued) {
+        TAILQ_REMOVE(&s->f->queue, s, link);
+        s->queued = 0;
+    }
+    evbuffer_remove_cb(bufferevent_get_output(s->bev), flush_on_output, s);
+    s->bev = NULL;
+}
+
+void
+rp_flush_drained(rp_flush_t *s)
+{
+    if (s->bev != NULL && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        bufferevent_disable(s->bev, EV_WRITE);
+    }
+}
