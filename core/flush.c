@@ -19,13 +19,18 @@ flush_run(rp_flush_t *s)
     if (bufferevent_get_enabled(bev) & EV_WRITE) {
         return;                            /* libevent is writing it already */
     }
+    /* a socket bufferevent freezes the start of its output so that only
+     * its write callback drains it; this is that callback's work, done early */
+    evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0) {
         if (evbuffer_write(out, bufferevent_getfd(bev)) <= 0) {
             /* EAGAIN, or an error libevent will meet and report as an event */
+            evbuffer_freeze(out, 1);
             bufferevent_enable(bev, EV_WRITE);
             return;
         }
     }
+    evbuffer_freeze(out, 1);
     /* someone waits for the output to drain (back-pressure): tell them, as
      * libevent's write callback would have */
     bufferevent_getwatermark(bev, EV_WRITE, &low, &high);

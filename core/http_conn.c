@@ -489,6 +489,11 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     } else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)
                && !(c->flags & RP_REQ_HEAD_SENT)) {
         rp_http_conn_error(c, 408, "client read timed out");
+    } else if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)
+               && (c->flags & RP_REQ_DONE) && c->state == RP_CONN_PROXY) {
+        /* the client sent its whole request and shut its write side: a
+         * half-close. The answer still goes out; the connection ends after. */
+        c->flags &= ~RP_REQ_KEEPALIVE;
     } else {
         rp_http_conn_abort(c, (what & BEV_EVENT_TIMEOUT) ? "client timed out"
                               : (what & BEV_EVENT_EOF) ? "client closed the connection"

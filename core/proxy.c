@@ -494,8 +494,14 @@ rp_proxy_request_done(rp_http_conn_t *c)
 {
     struct evbuffer  *out;
 
+    struct timeval    cw = tv_of(c->lc->write_timeout);
+
+    /* reads stay on (turning them off and on again costs two epoll_ctl a
+     * request); the parser is paused, so a pipelined request waits in the
+     * input buffer, bounded by its high watermark; no read timeout while the
+     * backend works */
     c->flags |= RP_REQ_DONE;
-    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, &cw);
     if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
         out = bufferevent_get_output(c->uc->bev);
         evbuffer_add(out, "0\r\n", 3);
