@@ -127,6 +127,20 @@ msg_append(rp_msg_t *m, const char *at, size_t n)
     return 0;
 }
 
+/* The request-target or the reason phrase: start-line text, in pieces. */
+static int
+msg_start_line(rp_msg_t *m, const char *at, size_t n, int status, const char *why)
+{
+    if (m->target_len == 0) {
+        m->target = m->len;
+    }
+    if (msg_append(m, at, n) != 0) {
+        return msg_fail(m, status, why);
+    }
+    m->target_len += (uint32_t) n;
+    return 0;
+}
+
 static int
 msg_on_url(llhttp_t *p, const char *at, size_t n)
 {
@@ -135,29 +149,13 @@ msg_on_url(llhttp_t *p, const char *at, size_t n)
     if (m->target_len + n > m->max_line) {
         return msg_fail(m, 414, "request line too long");
     }
-    if (m->target_len == 0) {
-        m->target = m->len;
-    }
-    if (msg_append(m, at, n) != 0) {
-        return msg_fail(m, 414, "request line too long");
-    }
-    m->target_len += (uint32_t) n;
-    return 0;
+    return msg_start_line(m, at, n, 414, "request line too long");
 }
 
 static int
 msg_on_status(llhttp_t *p, const char *at, size_t n)
 {
-    rp_msg_t  *m = msg_of(p);
-
-    if (m->target_len == 0) {
-        m->target = m->len;
-    }
-    if (msg_append(m, at, n) != 0) {
-        return msg_fail(m, 502, "status line too long");
-    }
-    m->target_len += (uint32_t) n;
-    return 0;
+    return msg_start_line(msg_of(p), at, n, 502, "status line too long");
 }
 
 static int
