@@ -73,10 +73,8 @@ rp_msg_init(rp_msg_t *m, llhttp_type_t type, const rp_msg_handler_t *h, void *ow
     m->max_line = 8192;
     m->max_head = 65536;
     m->max_fields = 100;
-    m->buf = rp_xalloc(MSG_BUF_INITIAL);
-    m->cap = MSG_BUF_INITIAL;
-    m->fields = rp_xalloc(MSG_FIELDS_INITIAL * sizeof(rp_hdr_t));
-    m->cap_fields = MSG_FIELDS_INITIAL;
+    /* buf and fields come with the first byte: an idle keep-alive client
+     * costs no head memory */
     m->host_field = -1;
 }
 
@@ -116,10 +114,18 @@ msg_append(rp_msg_t *m, const char *at, size_t n)
         return -1;
     }
     if (m->len + n + 1 > m->cap) {
+        size_t  was = m->cap;
+
+        if (m->cap == 0) {
+            m->cap = MSG_BUF_INITIAL;
+        }
         while (m->len + n + 1 > m->cap) {
             m->cap *= 2;
         }
         m->buf = rp_xrealloc(m->buf, m->cap);
+        if (was == 0) {
+            memset(m->buf, 0, m->len + 1);   /* the empty strings before the first append */
+        }
     }
     memcpy(m->buf + m->len, at, n);
     m->len += (uint32_t) n;
@@ -165,6 +171,13 @@ msg_head_too_big(rp_msg_t *m)
                     "header fields too large");
 }
 
+static void
+msg_grow_fields(rp_msg_t *m)
+{
+    m->cap_fields = m->cap_fields ? m->cap_fields * 2 : MSG_FIELDS_INITIAL;
+    m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
+}
+
 static int
 msg_on_field(llhttp_t *p, const char *at, size_t n)
 {
@@ -177,8 +190,7 @@ msg_on_field(llhttp_t *p, const char *at, size_t n)
             return msg_head_too_big(m);
         }
         if (m->nfields == m->cap_fields) {
-            m->cap_fields *= 2;
-            m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
+            msg_grow_fields(m);
         }
         if (m->stage == RP_MSG_BODY && !(m->flags & RP_MSG_TRAILERS)) {
             m->flags |= RP_MSG_TRAILERS;
@@ -582,7 +594,7 @@ int
 rp_msg_check_request(rp_msg_t *m)
 {
     const llhttp_t  *p = &m->parser;
-    const char      *t = m->buf + m->target;
+    const char      *t = rp_msg_str(m, m->target);
     const rp_hdr_t  *host;
 
     if (p->http_major != 1 || p->http_minor > 1) {
@@ -701,8 +713,7 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
         return RP_ERROR;                 /* over budget, or trailers already came */
     }
     if (m->nfields == m->cap_fields) {
-        m->cap_fields *= 2;
-        m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
+        msg_grow_fields(m);
     }
     m->len++;                            /* keep the previous string's NUL */
     if (msg_append(m, name, nlen) != 0) {

@@ -104,7 +104,7 @@ const char *rp_msg_header(const rp_msg_t *m, const char *name, size_t nlen, size
 static inline const char *
 rp_msg_str(const rp_msg_t *m, uint32_t off)
 {
-    return m->buf + off;
+    return m->buf != NULL ? m->buf + off : "";   /* nothing parsed yet */
 }
 
 /* The reason phrase of a status code (RFC 9110 §15), "" when unknown. */
