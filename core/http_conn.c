@@ -682,6 +682,9 @@ rp_http_conn_finish(rp_http_conn_t *c)
     conn_set_state(c, RP_CONN_IDLE);
     rp_msg_reset(&c->req);
     rp_msg_resume(&c->req);
+    if (evbuffer_get_length(in) == 0) {
+        rp_msg_shrink(&c->req);            /* an idle client holds no head memory */
+    }
     c->flags = 0;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     conn_read_timeout(c, c->lc->keepalive_timeout);

@@ -88,6 +88,19 @@ rp_msg_cleanup(rp_msg_t *m)
 }
 
 void
+rp_msg_shrink(rp_msg_t *m)
+{
+    free(m->buf);
+    free(m->fields);
+    m->buf = NULL;
+    m->fields = NULL;
+    m->cap = 0;
+    m->cap_fields = 0;
+    m->len = 0;
+    m->nfields = 0;
+}
+
+void
 rp_msg_reset(rp_msg_t *m)
 {
     m->len = 0;

@@ -86,6 +86,10 @@ void rp_msg_cleanup(rp_msg_t *m);
 /* Forgets the previous message; the parser keeps its settings. */
 void rp_msg_reset(rp_msg_t *m);
 
+/* Gives the head buffers back (an idle keep-alive connection); the next
+ * message allocates them again. Only between messages. */
+void rp_msg_shrink(rp_msg_t *m);
+
 /* Feeds bytes. Returns how many were consumed (< n when the parser paused at
  * the end of a head or of a message, so that the rest belongs to what comes
  * next), or -1 on a protocol error (m->status and m->error say which). */
