@@ -1,6 +1,6 @@
 """Hot reload (issue 5): reloading for ever does not grow the process.
 
-Under a light client load, rproxy (2 workers) is reloaded N times (300; 60
+Under a light client load, rproxy (2 workers) is reloaded N times (1,000; 100
 under ASan), alternating two files that differ in their hooks, each with a
 top-level allocation (so that a generation whose Lua state is never freed
 shows), an rproxy.every timer and a shared dictionary; every other file also
@@ -49,7 +49,7 @@ def config(tag):
 def test_rss_and_fds_stable_over_many_reloads(backend, rproxy):
     a = backend(name="a")
     c = backend(name="c")
-    n = 60 if ASAN else 300
+    n = 100 if ASAN else 1000
     p = rproxy(config("A1"), nports=2, A=a.address, C=c.address, TAG="A1", wait=False)
     wait_listening(p, [p.port])
     rl = Reloader(p, 2)
