@@ -29,8 +29,9 @@ build-asan: deps
 run: build
 	@$(PYTHON) tests/demo_backend.py --port $(DEMO_PORT) & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 50); do curl -s -o /dev/null http://127.0.0.1:$(DEMO_PORT)/ && break; sleep 0.1; done; \
 	echo "demo backend on 127.0.0.1:$(DEMO_PORT); rproxy on http://127.0.0.1:8080/ (Ctrl-C stops)"; \
-	$(BUILD)/rproxy -c rproxy.lua
+	$(BUILD)/rproxy -c rproxy.lua; kill $$demo 2>/dev/null
 
 test: test-plain test-asan
 
