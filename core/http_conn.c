@@ -78,6 +78,7 @@ conn_new_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int 
         rp_log_error("client %s: cannot create a TLS session", c->addr);
         return RP_ERROR;
     }
+    rp_tls_set_log_id(ssl, c->addr);       /* names the client in verification errors */
     c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
