@@ -422,26 +422,35 @@ msg_on_message_complete(llhttp_t *p)
 static int
 msg_scan_head(rp_msg_t *m, const char *p, size_t n)
 {
-    size_t  i;
+    const char  *end = p + n, *q = p, *nl, *seg;
+    size_t       len;
 
-    for (i = 0; i < n && !m->scan_done; i++) {
-        if (p[i] == '\n') {
-            if (!m->scan_cr) {
-                m->status = 400;
-                m->error = "bare LF in the head";
-                return RP_ERROR;
+    /* line by line (memchr), carrying over the feed boundary: whether the
+     * last byte was CR, how many CRLFs in a row, whether a line had text */
+    while (q < end && !m->scan_done) {
+        nl = memchr(q, '\n', (size_t) (end - q));
+        seg = nl ? nl : end;
+        len = (size_t) (seg - q);
+        if (len > 0) {
+            if (len > 1 || *q != '\r') {
+                m->scan_crlfs = 0;
+                m->scan_started = 1;
             }
-            m->scan_cr = 0;
-            if (m->scan_started && ++m->scan_crlfs == 2) {
-                m->scan_done = 1;
-            }
-        } else if (p[i] == '\r') {
-            m->scan_cr = 1;
-        } else {
-            m->scan_cr = 0;
-            m->scan_crlfs = 0;
-            m->scan_started = 1;
+            m->scan_cr = seg[-1] == '\r';
         }
+        if (nl == NULL) {
+            break;
+        }
+        if (!m->scan_cr) {
+            m->status = 400;
+            m->error = "bare LF in the head";
+            return RP_ERROR;
+        }
+        m->scan_cr = 0;
+        if (m->scan_started && ++m->scan_crlfs == 2) {
+            m->scan_done = 1;
+        }
+        q = nl + 1;
     }
     return RP_OK;
 }

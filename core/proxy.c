@@ -448,7 +448,11 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     c->up_port = uc->local_port;
     c->state = RP_CONN_PROXY;
     c->flags &= ~RP_REQ_OUT_CHUNKED;
-    proxy_write_request_head(c, bufferevent_get_output(uc->bev));
+    /* a head is built from dozens of small pieces: each evbuffer_add() on a
+     * bufferevent's output runs its callbacks, so build it aside and move it
+     * over once (no copy) */
+    proxy_write_request_head(c, c->w->scratch);
+    evbuffer_add_buffer(bufferevent_get_output(uc->bev), c->w->scratch);
     uc->sent_at = rp_now();
     if (c->t_upstream == 0) {
         c->t_upstream = uc->sent_at;
@@ -675,7 +679,7 @@ static void
 proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
 {
     static const char *const  skip[] = { "content-length", "via", NULL };
-    struct evbuffer          *out = bufferevent_get_output(c->bev);
+    struct evbuffer          *out = c->w->scratch;     /* moved over at the end */
     int                       status = final && c->resp_status ? c->resp_status
                                                                  : rp_msg_status(m);
     int                       head = rp_msg_method(&c->req) == HTTP_HEAD;
@@ -720,6 +724,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     }
     evbuffer_add(out, "\r\n", 2);
     c->bytes_out += evbuffer_get_length(out) - before;
+    evbuffer_add_buffer(bufferevent_get_output(c->bev), out);
 }
 
 static int

@@ -7,6 +7,7 @@
 #include "lua_state.h"
 #include "server.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <signal.h>
@@ -428,6 +429,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     event_add(w->mail_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
     rp_flusher_init(&w->flusher, w->base);
+    w->scratch = evbuffer_new();
     w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
     for (i = 0; i < conf->nlisteners; i++) {
         w->listeners[i] = listener_new(w, conf, &conf->listeners[i], fds[i], logs->listeners[i]);
@@ -447,6 +449,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
 fail_listeners:
     worker_drop_listeners(w);
     rp_flusher_cleanup(&w->flusher);
+    evbuffer_free(w->scratch);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);
@@ -508,6 +511,7 @@ rp_worker_free(rp_worker_t *w)
     worker_drop_listeners(w);
     rp_gen_unref(w->gen);
     rp_flusher_cleanup(&w->flusher);
+    evbuffer_free(w->scratch);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);

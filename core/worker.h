@@ -69,6 +69,7 @@ struct rp_worker_s {
     atomic_int                 stop_asked;
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     rp_flusher_t               flusher;    /* direct writes of plain sockets           */
+    struct evbuffer           *scratch;    /* owned: heads are built here, then moved  */
     int                        stopping;
 };
 
