@@ -21,6 +21,40 @@ typedef struct {
     rp_http_conn_t  *c;          /* borrowed while a hook runs, else NULL */
 } request_box_t;
 
+/* The metatables are also kept under these light-userdata keys: checking a
+ * box's type is then a pointer lookup, not a string-keyed one (every method
+ * call checks its object). */
+static const char  request_mt_key = 0;
+static const char  response_mt_key = 0;
+
+/* luaL_testudata() by key: the box at idx if its metatable is key's, or NULL. */
+static void *
+box_test(lua_State *L, int idx, const void *key)
+{
+    void  *p = lua_touserdata(L, idx);
+
+    if (p == NULL || !lua_getmetatable(L, idx)) {
+        return NULL;
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    if (!lua_rawequal(L, -1, -2)) {
+        p = NULL;
+    }
+    lua_pop(L, 2);
+    return p;
+}
+
+static void *
+box_check(lua_State *L, int idx, const void *key, const char *what)
+{
+    void  *p = box_test(L, idx, key);
+
+    if (p == NULL) {
+        luaL_typeerror(L, idx, what);
+    }
+    return p;
+}
+
 typedef struct {
     rp_http_conn_t  *c;          /* borrowed while a hook runs, else NULL */
     int              for_log;
@@ -31,7 +65,7 @@ typedef struct {
 rp_http_conn_t *
 rp_lua_request_check(lua_State *L, int idx)
 {
-    request_box_t  *box = luaL_checkudata(L, idx, REQUEST_MT);
+    request_box_t  *box = box_check(L, idx, &request_mt_key, REQUEST_MT);
 
     if (box->c == NULL) {
         luaL_error(L, "request object used after its hook returned");
@@ -42,7 +76,7 @@ rp_lua_request_check(lua_State *L, int idx)
 static rp_http_conn_t *
 response_check(lua_State *L, int idx, response_box_t **out)
 {
-    response_box_t  *box = luaL_checkudata(L, idx, RESPONSE_MT);
+    response_box_t  *box = box_check(L, idx, &response_mt_key, RESPONSE_MT);
 
     if (box->c == NULL) {
         luaL_error(L, "response object used after its hook returned");
@@ -61,7 +95,8 @@ rp_lua_request_enter(rp_lua_t *lua, rp_http_conn_t *c)
 
     if (c->lua_box_ref == RP_LUA_NOREF) {
         box = lua_newuserdatauv(L, sizeof(request_box_t), 0);
-        luaL_setmetatable(L, REQUEST_MT);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+        lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
         c->lua_box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         c->lua_box = box;
@@ -99,7 +134,8 @@ rp_lua_response_enter(rp_lua_t *lua, rp_http_conn_t *c, int for_log)
 {
     response_box_t  *box = lua_newuserdatauv(lua->L, sizeof(response_box_t), 0);
 
-    luaL_setmetatable(lua->L, RESPONSE_MT);
+    lua_rawgetp(lua->L, LUA_REGISTRYINDEX, &response_mt_key);
+    lua_setmetatable(lua->L, -2);
     box->c = c;
     box->for_log = for_log;
     return box;
@@ -696,7 +732,7 @@ l_request_newindex(lua_State *L)
 static int
 l_request_tostring(lua_State *L)
 {
-    request_box_t  *box = luaL_checkudata(L, 1, REQUEST_MT);
+    request_box_t  *box = box_check(L, 1, &request_mt_key, REQUEST_MT);
 
     lua_pushfstring(L, "rproxy.request (%s)", box->c ? "live" : "stale");
     return 1;
@@ -841,10 +877,12 @@ l_response_newindex(lua_State *L)
 /* ---- registration ------------------------------------------------------------- */
 
 static void
-new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction index,
-          lua_CFunction newindex, lua_CFunction tostring)
+new_class(lua_State *L, const char *mt, const void *key, const luaL_Reg *methods,
+          lua_CFunction index, lua_CFunction newindex, lua_CFunction tostring)
 {
     luaL_newmetatable(L, mt);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
     lua_newtable(L);                     /* [mt, methods] */
     luaL_setfuncs(L, methods, 0);
     lua_pushcclosure(L, index, 1);
@@ -876,7 +914,8 @@ rp_lua_request_open(lua_State *L)
         { "remove_header", l_response_remove_header }, { NULL, NULL },
     };
 
-    new_class(L, REQUEST_MT, req_methods, l_request_index, l_request_newindex,
+    new_class(L, REQUEST_MT, &request_mt_key, req_methods, l_request_index, l_request_newindex,
               l_request_tostring);
-    new_class(L, RESPONSE_MT, res_methods, l_response_index, l_response_newindex, NULL);
+    new_class(L, RESPONSE_MT, &response_mt_key, res_methods, l_response_index,
+              l_response_newindex, NULL);
 }
