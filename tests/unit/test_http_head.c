@@ -138,8 +138,10 @@ parse_req(rp_msg_t *m, rec_t *r, const char *p, size_t n, size_t step)
 
 /* Expects the request in p to be refused with status, fed whole and byte by
  * byte; a failure names the caller's line. */
+typedef ssize_t (*parse_fn)(rp_msg_t *m, rec_t *r, const char *p, size_t n, size_t step);
+
 static void
-expect_req_error_at(const char *p, size_t n, int status, const char *file, int line)
+expect_error_at(parse_fn parse, const char *p, size_t n, int status, const char *file, int line)
 {
     rp_msg_t     m;
     rec_t        r;
@@ -149,7 +151,7 @@ expect_req_error_at(const char *p, size_t n, int status, const char *file, int l
     const char  *why;
 
     for (step = 0; step <= 1; step++) {
-        rc = parse_req(&m, &r, p, n, step);
+        rc = parse(&m, &r, p, n, step);
         got = m.status;
         why = m.error;
         rp_msg_cleanup(&m);                /* before asserting: no leak on failure */
@@ -160,7 +162,7 @@ expect_req_error_at(const char *p, size_t n, int status, const char *file, int l
     }
 }
 
-#define expect_req_error(...) expect_req_error_at(__VA_ARGS__, __FILE__, __LINE__)
+#define expect_req_error(...) expect_error_at(parse_req, __VA_ARGS__, __FILE__, __LINE__)
 
 static void
 expect_header(const rp_msg_t *m, const char *name, const char *value)
@@ -885,29 +887,7 @@ test_response_truncated(void **state)
     rp_msg_cleanup(&m);
 }
 
-static void
-expect_resp_error_at(const char *p, size_t n, int status, const char *file, int line)
-{
-    rp_msg_t     m;
-    rec_t        r;
-    size_t       step;
-    ssize_t      rc;
-    int          got;
-    const char  *why;
-
-    for (step = 0; step <= 1; step++) {
-        rc = parse_resp(&m, &r, p, n, step);
-        got = m.status;
-        why = m.error;
-        rp_msg_cleanup(&m);                /* before asserting: no leak on failure */
-        _assert_int_equal(cast_to_largest_integral_type(rc), cast_to_largest_integral_type(-1),
-                          file, line);
-        _assert_int_equal(got, status, file, line);
-        _assert_true(cast_to_largest_integral_type(why != NULL), "m.error", file, line);
-    }
-}
-
-#define expect_resp_error(...) expect_resp_error_at(__VA_ARGS__, __FILE__, __LINE__)
+#define expect_resp_error(...) expect_error_at(parse_resp, __VA_ARGS__, __FILE__, __LINE__)
 
 static void
 test_response_errors(void **state)
