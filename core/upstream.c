@@ -181,7 +181,9 @@ uc_down(rp_upstream_conn_t *uc, const char *why)
     struct timeval   tv;
 
     b->failures++;
-    if (uc->state != RP_UC_DOWN) {
+    if (uc->state != RP_UC_DOWN && (rp_worker_stopping(b->w) || b->retired)) {
+        rp_log_info("backend %s (%s): connection down: %s", b->conf->name, b->addr_text, why);
+    } else if (uc->state != RP_UC_DOWN) {
         rp_log_warn("backend %s (%s): connection down: %s; retry in %.2fs",
                     b->conf->name, b->addr_text, why, delay);
     }
