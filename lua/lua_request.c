@@ -286,15 +286,23 @@ l_request_headers_next(lua_State *L)
     return msg_iter_next(L, &c->req);
 }
 
+/* Pushes an iterator over the fields of the object at 1 (already checked):
+ * upvalues (object, next field index). */
+static int
+push_headers_iter(lua_State *L, lua_CFunction next)
+{
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, next, 2);
+    return 1;
+}
+
 /* for name, value in req:headers() do ... end */
 static int
 l_request_headers(lua_State *L)
 {
     rp_lua_request_check(L, 1);
-    lua_pushvalue(L, 1);
-    lua_pushinteger(L, 0);
-    lua_pushcclosure(L, l_request_headers_next, 2);
-    return 1;
+    return push_headers_iter(L, l_request_headers_next);
 }
 
 /* req:set_header(name, value) -> true | fail, message */
@@ -766,10 +774,7 @@ static int
 l_response_headers(lua_State *L)
 {
     response_check(L, 1, NULL);
-    lua_pushvalue(L, 1);
-    lua_pushinteger(L, 0);
-    lua_pushcclosure(L, l_response_headers_next, 2);
-    return 1;
+    return push_headers_iter(L, l_response_headers_next);
 }
 
 static int
