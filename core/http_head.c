@@ -3,7 +3,6 @@
 #include "http_head.h"
 
 #include <ctype.h>
-#include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -215,6 +214,7 @@ msg_on_field(llhttp_t *p, const char *at, size_t n)
         f->name_len = 0;
         f->value = 0;
         f->value_len = 0;
+        f->kind = RP_F_OTHER;
         m->in_value = 0;
     }
     f = &m->fields[m->nfields - 1];
@@ -302,33 +302,94 @@ list_has_token(const char *v, size_t vlen, const char *t, size_t tlen)
     return 0;
 }
 
-/* Notes what a completed field means for framing and forwarding. */
+rp_field_kind_e
+rp_field_kind(const char *name, size_t nlen)
+{
+#define KIND_IS(lit) (strncasecmp(name, lit, sizeof(lit) - 1) == 0)
+    switch (nlen) {
+    case 2:  return KIND_IS("te") ? RP_F_TE : RP_F_OTHER;
+    case 3:  return KIND_IS("via") ? RP_F_VIA : RP_F_OTHER;
+    case 4:  return KIND_IS("host") ? RP_F_HOST : RP_F_OTHER;
+    case 6:  return KIND_IS("expect") ? RP_F_EXPECT : RP_F_OTHER;
+    case 7:  return KIND_IS("upgrade") ? RP_F_UPGRADE : RP_F_OTHER;
+    case 10:
+        return KIND_IS("connection") ? RP_F_CONNECTION
+               : KIND_IS("keep-alive") ? RP_F_KEEP_ALIVE : RP_F_OTHER;
+    case 14: return KIND_IS("content-length") ? RP_F_CONTENT_LENGTH : RP_F_OTHER;
+    case 15: return KIND_IS("x-forwarded-for") ? RP_F_X_FORWARDED_FOR : RP_F_OTHER;
+    case 16: return KIND_IS("proxy-connection") ? RP_F_PROXY_CONNECTION : RP_F_OTHER;
+    case 17: return KIND_IS("transfer-encoding") ? RP_F_TRANSFER_ENCODING : RP_F_OTHER;
+    default: return RP_F_OTHER;
+    }
+#undef KIND_IS
+}
+
+/* Does a Connection value name anything besides keep-alive (which is
+ * hop-by-hop anyway)? Then forwarding must look the listed names up. */
+static int
+conn_names_fields(const char *v, size_t vlen)
+{
+    const char  *end = v + vlen, *s, *e;
+
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) {
+            v++;
+        }
+        s = v;
+        while (v < end && *v != ',') {
+            v++;
+        }
+        e = v;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+        if (e > s && !((size_t) (e - s) == 10 && strncasecmp(s, "keep-alive", 10) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Classifies a completed field and notes what it means for framing and
+ * forwarding. */
 static void
-msg_note_field(rp_msg_t *m, const rp_hdr_t *f)
+msg_note_field(rp_msg_t *m, rp_hdr_t *f)
 {
     const char  *v = m->buf + f->value;
 
+    f->kind = rp_field_kind(m->buf + f->name, f->name_len);
     if (m->flags & RP_MSG_TRAILERS) {
         return;
     }
-    if (name_is(m, f, "host", 4)) {
+    switch (f->kind) {
+    case RP_F_HOST:
         m->hosts++;
         m->host_field = (int) (f - m->fields);
-    } else if (name_is(m, f, "connection", 10)) {
+        break;
+    case RP_F_CONNECTION:
         if (list_has_token(v, f->value_len, "close", 5)) {
             m->flags |= RP_MSG_CONN_CLOSE;
         }
         if (list_has_token(v, f->value_len, "keep-alive", 10)) {
             m->flags |= RP_MSG_CONN_KA;
         }
-    } else if (name_is(m, f, "transfer-encoding", 17)) {
+        if (conn_names_fields(v, f->value_len)) {
+            m->flags |= RP_MSG_CONN_FIELDS;
+        }
+        break;
+    case RP_F_TRANSFER_ENCODING:
         m->flags |= RP_MSG_HAS_TE;
-    } else if (name_is(m, f, "content-length", 14)) {
+        break;
+    case RP_F_CONTENT_LENGTH:
         m->flags |= RP_MSG_HAS_CL;
-    } else if (name_is(m, f, "expect", 6)) {
+        break;
+    case RP_F_EXPECT:
         if (f->value_len == 12 && strncasecmp(v, "100-continue", 12) == 0) {
             m->flags |= RP_MSG_EXPECT_100;
         }
+        break;
+    default:
+        break;
     }
 }
 
@@ -550,29 +611,38 @@ rp_msg_close_delimited(const rp_msg_t *m)
            && llhttp_message_needs_eof(&m->parser);
 }
 
-int
-rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen)
+/* RFC 9110 §7.6.1: the fixed hop-by-hop fields. */
+static int
+kind_is_hop_by_hop(uint32_t kind)
 {
-    static const struct { const char *s; size_t n; }  fixed[] = {
-        { "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
-        { "te", 2 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
-    };
+    return kind == RP_F_CONNECTION || kind == RP_F_KEEP_ALIVE || kind == RP_F_PROXY_CONNECTION
+           || kind == RP_F_TE || kind == RP_F_TRANSFER_ENCODING || kind == RP_F_UPGRADE;
+}
+
+/* Is name listed by one of the message's Connection fields? */
+static int
+msg_conn_lists(const rp_msg_t *m, const char *name, size_t nlen)
+{
     uint32_t  i;
 
-    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        if (nlen == fixed[i].n && strncasecmp(name, fixed[i].s, nlen) == 0) {
-            return 1;
-        }
+    if (!(m->flags & RP_MSG_CONN_FIELDS)) {
+        return 0;
     }
     for (i = 0; i < m->nfields; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
-        if (name_is(m, f, "connection", 10)
+        if (f->name_len != 0 && f->kind == RP_F_CONNECTION
             && list_has_token(m->buf + f->value, f->value_len, name, nlen)) {
             return 1;
         }
     }
     return 0;
+}
+
+int
+rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen)
+{
+    return kind_is_hop_by_hop(rp_field_kind(name, nlen)) || msg_conn_lists(m, name, nlen);
 }
 
 /* RFC 3986 host [":" port]: reg-name, IPv4 or an IP-literal in brackets. */
@@ -658,11 +728,40 @@ rp_msg_check_request(rp_msg_t *m)
     return RP_OK;
 }
 
-static int
-in_skip_list(const rp_msg_t *m, const rp_hdr_t *f, const char *const *skip)
+void
+rp_names_init(rp_names_t *s, const char *const *names, uint32_t n)
 {
-    for (; skip && *skip; skip++) {
-        if (name_is(m, f, *skip, strlen(*skip))) {
+    uint32_t  i;
+
+    s->n = n;
+    s->lengths = 0;
+    s->names = rp_xalloc((n ? n : 1) * sizeof(char *));
+    s->lens = rp_xalloc((n ? n : 1) * sizeof(uint32_t));
+    for (i = 0; i < n; i++) {
+        s->names[i] = names[i];
+        s->lens[i] = (uint32_t) strlen(names[i]);
+        s->lengths |= 1ull << (s->lens[i] % 64);
+    }
+}
+
+void
+rp_names_cleanup(rp_names_t *s)
+{
+    free(s->names);
+    free(s->lens);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+rp_names_has(const rp_names_t *s, const char *name, size_t nlen)
+{
+    uint32_t  i;
+
+    if (s == NULL || !(s->lengths & (1ull << (nlen % 64)))) {
+        return 0;
+    }
+    for (i = 0; i < s->n; i++) {
+        if (s->lens[i] == nlen && strncasecmp(s->names[i], name, nlen) == 0) {
             return 1;
         }
     }
@@ -670,26 +769,25 @@ in_skip_list(const rp_msg_t *m, const rp_hdr_t *f, const char *const *skip)
 }
 
 void
-rp_msg_write_fields(const rp_msg_t *m, struct evbuffer *out, const char *const *skip)
+rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip)
 {
-    uint32_t  i, n = (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
+    uint32_t  i, n = rp_msg_nfields(m);
 
     for (i = 0; i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
+        const char      *name = m->buf + f->name;
 
-        if (f->name_len == 0 || in_skip_list(m, f, skip)
-            || rp_msg_is_hop_by_hop(m, m->buf + f->name, f->name_len)) {
+        if (f->name_len == 0 || kind_is_hop_by_hop(f->kind)
+            || rp_names_has(skip, name, f->name_len)
+            || msg_conn_lists(m, name, f->name_len)) {
             continue;
         }
-        evbuffer_add(out, m->buf + f->name, f->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, m->buf + f->value, f->value_len);
-        evbuffer_add(out, "\r\n", 2);
+        rp_headbuf_add_field(b, name, f->name_len, m->buf + f->value, f->value_len);
     }
 }
 
 void
-rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out)
+rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b)
 {
     uint32_t  i;
 
@@ -699,13 +797,10 @@ rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out)
     for (i = m->ntrailer; i < m->nfields; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
-        if (f->name_len == 0) {
-            continue;
+        if (f->name_len != 0) {
+            rp_headbuf_add_field(b, m->buf + f->name, f->name_len, m->buf + f->value,
+                                 f->value_len);
         }
-        evbuffer_add(out, m->buf + f->name, f->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, m->buf + f->value, f->value_len);
-        evbuffer_add(out, "\r\n", 2);
     }
 }
 
@@ -752,6 +847,10 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
     f->name_len = (uint32_t) nlen;
     f->value = save + 2 + (uint32_t) nlen;
     f->value_len = (uint32_t) vlen;
+    f->kind = rp_field_kind(name, nlen);
+    if (f->kind == RP_F_CONNECTION && conn_names_fields(value, vlen)) {
+        m->flags |= RP_MSG_CONN_FIELDS;
+    }
     return RP_OK;
 }
 

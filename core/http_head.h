@@ -11,15 +11,49 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct evbuffer;
+#include "headbuf.h"
+
+/* The fields the proxy itself acts on, recognised once when a field is
+ * parsed or added, so that forwarding a head compares no names. */
+typedef enum {
+    RP_F_OTHER = 0,
+    RP_F_HOST,
+    RP_F_CONNECTION,
+    RP_F_KEEP_ALIVE,
+    RP_F_PROXY_CONNECTION,
+    RP_F_TE,
+    RP_F_TRANSFER_ENCODING,
+    RP_F_UPGRADE,
+    RP_F_CONTENT_LENGTH,
+    RP_F_EXPECT,
+    RP_F_VIA,
+    RP_F_X_FORWARDED_FOR,
+} rp_field_kind_e;
 
 /* A field: offsets into rp_msg_t.buf, each string NUL-terminated there. */
 typedef struct {
     uint32_t   name;
-    uint32_t   name_len;
+    uint32_t   name_len;        /* 0: removed (a hook), skipped everywhere  */
     uint32_t   value;
     uint32_t   value_len;
+    uint32_t   kind;            /* rp_field_kind_e                           */
 } rp_hdr_t;
+
+/* rp_field_kind_e of a field name (case-insensitive). */
+rp_field_kind_e rp_field_kind(const char *name, size_t nlen);
+
+/* A set of field names (case-insensitive) a head writer leaves out. */
+typedef struct {
+    uint64_t       lengths;     /* bit (length % 64) of every name: most
+                                   fields are ruled out by their length     */
+    uint32_t       n;
+    const char   **names;       /* owned array of borrowed names            */
+    uint32_t      *lens;        /* owned                                    */
+} rp_names_t;
+
+void rp_names_init(rp_names_t *s, const char *const *names, uint32_t n);
+void rp_names_cleanup(rp_names_t *s);
+int rp_names_has(const rp_names_t *s, const char *name, size_t nlen);
 
 typedef enum {
     RP_MSG_HEAD = 0,   /* reading the start line and fields          */
@@ -45,6 +79,8 @@ typedef struct {
 #define RP_MSG_EXPECT_100   0x10u   /* Expect: 100-continue                    */
 #define RP_MSG_HAS_TE       0x20u   /* any Transfer-Encoding                   */
 #define RP_MSG_TRAILERS     0x40u   /* trailer fields were received            */
+#define RP_MSG_CONN_FIELDS  0x80u   /* Connection names fields (not just the
+                                       close / keep-alive options)             */
 
 struct rp_msg_s {
     llhttp_t                 parser;
@@ -145,11 +181,11 @@ rp_msg_nfields(const rp_msg_t *m)
     return (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
 }
 
-/* Writes "name: value\r\n" for every field that is not hop-by-hop and not in
- * skip (a NULL-terminated list of lowercase names) into out. */
-void rp_msg_write_fields(const rp_msg_t *m, struct evbuffer *out, const char *const *skip);
+/* Appends "name: value\r\n" for every field that is not hop-by-hop and not
+ * in skip (may be NULL) to b. */
+void rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip);
 
-/* Writes the trailers (fields[ntrailer..]), each "name: value\r\n". */
-void rp_msg_write_trailers(const rp_msg_t *m, struct evbuffer *out);
+/* Appends the trailers (fields[ntrailer..]), each "name: value\r\n". */
+void rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b);
 
 #endif

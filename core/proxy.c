@@ -312,38 +312,79 @@ rp_proxy_start(rp_http_conn_t *c)
     proxy_acquire(c);
 }
 
-/* Appends v to the list value of field name ("a, b"), as one line. */
-static void
-write_list_field(struct evbuffer *out, const rp_msg_t *m, const char *name, size_t nlen,
-                 const char *add, size_t alen)
+/* One chunk of a body we re-frame as chunked: size line, data, CRLF.
+ * Returns the bytes added. */
+static size_t
+add_chunk(struct evbuffer *out, const char *p, size_t n)
 {
-    uint32_t  i;
-    int       first = 1;
+    char    line[20];
+    size_t  len = rp_fmt_hex(line, n);
 
-    evbuffer_add(out, name, nlen);
-    evbuffer_add(out, ": ", 2);
-    for (i = 0; i < ((m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields); i++) {
+    line[len++] = '\r';
+    line[len++] = '\n';
+    evbuffer_add(out, line, len);
+    evbuffer_add(out, p, n);
+    evbuffer_add(out, "\r\n", 2);
+    return len + n + 2;
+}
+
+/* The last chunk of a re-framed body, with m's trailers, built in b. */
+static const rp_headbuf_t *
+last_chunk(rp_headbuf_t *b, const rp_msg_t *m)
+{
+    rp_headbuf_reset(b);
+    rp_headbuf_add_lit(b, "0\r\n");
+    rp_msg_write_trailers(m, b);
+    rp_headbuf_add_lit(b, "\r\n");
+    return b;
+}
+
+/* Appends the fields of kind (named name) as one line with add at the end
+ * of the list ("a, b, add"). */
+static void
+write_list_field(rp_headbuf_t *b, const rp_msg_t *m, rp_field_kind_e kind, const char *name,
+                 size_t nlen, const char *add, size_t alen)
+{
+    uint32_t  i, n = rp_msg_nfields(m);
+
+    rp_headbuf_add(b, name, nlen);
+    rp_headbuf_add_lit(b, ": ");
+    for (i = 0; i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
-        if (f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0
-            && f->value_len > 0) {
-            if (!first) {
-                evbuffer_add(out, ", ", 2);
-            }
-            evbuffer_add(out, m->buf + f->value, f->value_len);
-            first = 0;
+        if (f->kind == kind && f->name_len != 0 && f->value_len > 0) {
+            rp_headbuf_add(b, m->buf + f->value, f->value_len);
+            rp_headbuf_add_lit(b, ", ");
         }
     }
-    if (!first) {
-        evbuffer_add(out, ", ", 2);
+    rp_headbuf_add(b, add, alen);
+    rp_headbuf_add_lit(b, "\r\n");
+}
+
+/* Via: the protocol version the message came in, and our token (RFC 9110 §7.6.3). */
+static void
+write_via(rp_headbuf_t *b, const rp_msg_t *m)
+{
+    static const char  via10[] = "1.0 " PROXY_VIA_TOKEN, via11[] = "1.1 " PROXY_VIA_TOKEN;
+
+    if (m->parser.http_minor == 0) {
+        write_list_field(b, m, RP_F_VIA, "Via", 3, via10, sizeof(via10) - 1);
+    } else {
+        write_list_field(b, m, RP_F_VIA, "Via", 3, via11, sizeof(via11) - 1);
     }
-    evbuffer_add(out, add, alen);
-    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Hands a head built in b to a connection's output in one piece. */
+static size_t
+proxy_send_head(struct bufferevent *bev, const rp_headbuf_t *b)
+{
+    evbuffer_add(bufferevent_get_output(bev), b->p, b->len);
+    return b->len;
 }
 
 /* The TLS facts the listener's x_headers ask for, under its header names. */
 static void
-proxy_write_tls_headers(rp_http_conn_t *c, struct evbuffer *out, unsigned xh)
+proxy_write_tls_headers(rp_http_conn_t *c, rp_headbuf_t *b, unsigned xh)
 {
     const rp_tls_facts_t  *f = rp_http_conn_tls_facts(c);
     const rp_tls_conf_t   *tls = c->lc->tls;
@@ -355,12 +396,13 @@ proxy_write_tls_headers(rp_http_conn_t *c, struct evbuffer *out, unsigned xh)
     }
     for (h = 0; h < RP_TLS_H_COUNT; h++) {
         if ((xh & RP_XH_SSL(h)) && (v = rp_tls_facts_get(f, (rp_tls_header_e) h)) != NULL) {
-            evbuffer_add_printf(out, "%s: %s\r\n", tls->headers[h], v);
+            rp_headbuf_add_field(b, tls->headers[h], strlen(tls->headers[h]), v, strlen(v));
         }
     }
     for (h = 0; (xh & RP_XH_SSL_EXT) && h < f->nexts; h++) {
         if (f->exts[h].value != NULL) {
-            evbuffer_add_printf(out, "%s: %s\r\n", f->exts[h].header, f->exts[h].value);
+            rp_headbuf_add_field(b, f->exts[h].header, strlen(f->exts[h].header),
+                                 f->exts[h].value, strlen(f->exts[h].value));
         }
     }
 }
@@ -383,7 +425,7 @@ proxy_misdirected(const rp_http_conn_t *c)
 /* The request head as the backend sees it: rewritten target, hop-by-hop
  * fields dropped (RFC 9110 §7.6.1), Via and X-headers added, our framing. */
 static void
-proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
+proxy_write_request_head(rp_http_conn_t *c, rp_headbuf_t *b)
 {
     const rp_listener_t      *l = c->l;
     const rp_msg_t           *m = &c->req;
@@ -391,48 +433,54 @@ proxy_write_request_head(rp_http_conn_t *c, struct evbuffer *out)
     const char               *path, *query;
     size_t                    plen, hlen, qlen;
     unsigned                  xh = c->lc->x_headers;
-    char                      via[32];
 
+    rp_headbuf_reset(b);
     rp_proxy_target(c, &path, &plen, &query, &qlen);
-    evbuffer_add(out, meth, strlen(meth));
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, path, plen);
+    rp_headbuf_add_str(b, meth);
+    rp_headbuf_add_lit(b, " ");
+    rp_headbuf_add(b, path, plen);
     if (query != NULL) {
-        evbuffer_add(out, "?", 1);
-        evbuffer_add(out, query, qlen);
+        rp_headbuf_add_lit(b, "?");
+        rp_headbuf_add(b, query, qlen);
     }
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    rp_headbuf_add_lit(b, " HTTP/1.1\r\n");
     if (c->flags & RP_REQ_ABSOLUTE) {
         const char  *h = rp_proxy_host(c, &hlen);
 
-        evbuffer_add(out, "Host: ", 6);
-        evbuffer_add(out, h, hlen);
-        evbuffer_add(out, "\r\n", 2);
-    } else if (rp_msg_header(m, "host", 4, NULL) == NULL) {
-        evbuffer_add_printf(out, "Host: %s\r\n", c->uc->b->conf->address);
+        rp_headbuf_add_field(b, "Host", 4, h, hlen);
+    } else if (m->hosts == 0) {
+        const char  *a = c->uc->b->conf->address;
+
+        rp_headbuf_add_field(b, "Host", 4, a, strlen(a));
     }
-    rp_msg_write_fields(m, out, (c->flags & RP_REQ_ABSOLUTE) ? l->skip_abs : l->skip);
+    rp_msg_write_fields(m, b, (c->flags & RP_REQ_ABSOLUTE) ? &l->skip_abs : &l->skip);
     if (xh & RP_XH_FORWARDED_FOR) {
-        write_list_field(out, m, "X-Forwarded-For", 15, c->addr, strlen(c->addr));
+        write_list_field(b, m, RP_F_X_FORWARDED_FOR, "X-Forwarded-For", 15, c->addr,
+                         strlen(c->addr));
     }
     if (xh & RP_XH_REAL_IP) {
-        evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->addr);
+        rp_headbuf_add_field(b, "X-Real-IP", 9, c->addr, strlen(c->addr));
     }
     if (xh & RP_XH_FORWARDED_PROTO) {
-        evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", c->ssl ? "https" : "http");
+        if (c->ssl != NULL) {
+            rp_headbuf_add_lit(b, "X-Forwarded-Proto: https\r\n");
+        } else {
+            rp_headbuf_add_lit(b, "X-Forwarded-Proto: http\r\n");
+        }
     }
     if ((xh & RP_XH_SSL_ANY) && c->ssl != NULL) {
-        proxy_write_tls_headers(c, out, xh);
+        proxy_write_tls_headers(c, b, xh);
     }
-    snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
-    write_list_field(out, m, "Via", 3, via, strlen(via));
+    write_via(b, m);
     if (m->flags & RP_MSG_CHUNKED) {
         c->flags |= RP_REQ_OUT_CHUNKED;
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");
     } else if (m->flags & RP_MSG_HAS_CL) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long) c->req_cl);
+        rp_headbuf_add_lit(b, "Content-Length: ");
+        rp_headbuf_add_uint(b, c->req_cl);
+        rp_headbuf_add_lit(b, "\r\n");
     }
-    evbuffer_add(out, "\r\n", 2);
+    rp_headbuf_add_lit(b, "\r\n");
 }
 
 /* Sends the head on uc and lets the request body flow. */
@@ -449,10 +497,10 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     c->state = RP_CONN_PROXY;
     c->flags &= ~RP_REQ_OUT_CHUNKED;
     /* a head is built from dozens of small pieces: each evbuffer_add() on a
-     * bufferevent's output runs its callbacks, so build it aside and move it
-     * over once (no copy) */
-    proxy_write_request_head(c, c->w->scratch);
-    evbuffer_add_buffer(bufferevent_get_output(uc->bev), c->w->scratch);
+     * bufferevent's output runs its callbacks, so build it flat aside and
+     * hand it over once */
+    proxy_write_request_head(c, &c->w->head);
+    proxy_send_head(uc->bev, &c->w->head);
     uc->sent_at = rp_now();
     if (c->t_upstream == 0) {
         c->t_upstream = uc->sent_at;
@@ -478,9 +526,7 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
     }
     out = bufferevent_get_output(c->uc->bev);
     if (c->flags & RP_REQ_OUT_CHUNKED) {
-        evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add(out, p, n);
-        evbuffer_add(out, "\r\n", 2);
+        add_chunk(out, p, n);
     } else {
         evbuffer_add(out, p, n);
     }
@@ -496,8 +542,6 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
 void
 rp_proxy_request_done(rp_http_conn_t *c)
 {
-    struct evbuffer  *out;
-
     struct timeval    cw = tv_of(c->lc->write_timeout);
 
     /* reads stay on (turning them off and on again costs two epoll_ctl a
@@ -507,10 +551,7 @@ rp_proxy_request_done(rp_http_conn_t *c)
     c->flags |= RP_REQ_DONE;
     bufferevent_set_timeouts(c->bev, NULL, &cw);
     if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
-        out = bufferevent_get_output(c->uc->bev);
-        evbuffer_add(out, "0\r\n", 3);
-        rp_msg_write_trailers(&c->req, out);
-        evbuffer_add(out, "\r\n", 2);
+        proxy_send_head(c->uc->bev, last_chunk(&c->w->head, &c->req));
     }
 }
 
@@ -674,39 +715,42 @@ proxy_on_up_event(rp_upstream_conn_t *uc, void *arg, short what)
     rp_http_conn_unref(c);
 }
 
-/* Via for a response: the protocol we received it in (RFC 9110 §7.6.3). */
+/* The response head as the client sees it: our framing, Via, hop-by-hop
+ * fields dropped; final is 0 for a relayed 1xx. */
 static void
 proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
 {
-    static const char *const  skip[] = { "content-length", "via", NULL };
-    struct evbuffer          *out = c->w->scratch;     /* moved over at the end */
-    int                       status = final && c->resp_status ? c->resp_status
-                                                                 : rp_msg_status(m);
-    int                       head = rp_msg_method(&c->req) == HTTP_HEAD;
-    int                       client11 = rp_msg_http_minor(&c->req) == 1;
-    const char               *reason = rp_msg_str(m, m->target), *cl;
-    size_t                    before = evbuffer_get_length(out), cllen;
-    char                      via[32];
+    rp_headbuf_t  *b = &c->w->head;
+    int            status = final && c->resp_status ? c->resp_status : rp_msg_status(m);
+    int            head = rp_msg_method(&c->req) == HTTP_HEAD;
+    int            client11 = rp_msg_http_minor(&c->req) == 1;
+    const char    *reason = rp_msg_str(m, m->target), *cl;
+    size_t         cllen;
 
     if (m->target_len == 0 || status != rp_msg_status(m)) {
         reason = rp_http_reason(status);
     }
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
-    rp_msg_write_fields(m, out, skip);
-    snprintf(via, sizeof(via), "1.%d " PROXY_VIA_TOKEN, m->parser.http_minor);
-    write_list_field(out, m, "Via", 3, via, strlen(via));
+    rp_headbuf_reset(b);
+    rp_headbuf_add_lit(b, "HTTP/1.1 ");
+    rp_headbuf_add_uint(b, (uint64_t) status);
+    rp_headbuf_add_lit(b, " ");
+    rp_headbuf_add_str(b, reason);
+    rp_headbuf_add_lit(b, "\r\n");
+    rp_msg_write_fields(m, b, &c->w->resp_skip);
+    write_via(b, m);
     if (final) {
         if (head || rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {
             cl = rp_msg_header(m, "content-length", 14, &cllen);
             if (cl != NULL && rp_msg_status(m) != 204) {
-                evbuffer_add_printf(out, "Content-Length: %.*s\r\n", (int) cllen, cl);
+                rp_headbuf_add_field(b, "Content-Length", 14, cl, cllen);
             }
         } else if (m->parser.flags & F_CONTENT_LENGTH) {
-            evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-                                (unsigned long long) m->parser.content_length);
+            rp_headbuf_add_lit(b, "Content-Length: ");
+            rp_headbuf_add_uint(b, m->parser.content_length);
+            rp_headbuf_add_lit(b, "\r\n");
         } else if (client11) {
             c->flags |= RP_RESP_CHUNKED;
-            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+            rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");
         } else {
             c->flags |= RP_RESP_TO_CLOSE;
             c->flags &= ~RP_REQ_KEEPALIVE;
@@ -715,16 +759,15 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
             c->flags &= ~RP_REQ_KEEPALIVE;
         }
         if (!(c->flags & RP_REQ_KEEPALIVE)) {
-            evbuffer_add(out, "Connection: close\r\n", 19);
+            rp_headbuf_add_lit(b, "Connection: close\r\n");
         } else if (!client11) {
-            evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+            rp_headbuf_add_lit(b, "Connection: keep-alive\r\n");
         }
         c->status = status;
         c->flags |= RP_REQ_HEAD_SENT;
     }
-    evbuffer_add(out, "\r\n", 2);
-    c->bytes_out += evbuffer_get_length(out) - before;
-    evbuffer_add_buffer(bufferevent_get_output(c->bev), out);
+    rp_headbuf_add_lit(b, "\r\n");
+    c->bytes_out += proxy_send_head(c->bev, b);
 }
 
 static int
@@ -766,16 +809,13 @@ resp_on_body(rp_msg_t *m, const char *p, size_t n)
     rp_upstream_conn_t  *uc = m->owner;
     rp_http_conn_t      *c = uc->arg;
     struct evbuffer     *out = bufferevent_get_output(c->bev);
-    size_t               before = evbuffer_get_length(out);
 
     if (c->flags & RP_RESP_CHUNKED) {
-        evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add(out, p, n);
-        evbuffer_add(out, "\r\n", 2);
+        c->bytes_out += add_chunk(out, p, n);
     } else {
         evbuffer_add(out, p, n);
+        c->bytes_out += n;
     }
-    c->bytes_out += evbuffer_get_length(out) - before;
     if (evbuffer_get_length(out) > c->lc->high_watermark && !(c->flags & RP_RESP_BLOCKED)) {
         /* back-pressure: stop reading the backend until the client drains */
         c->flags |= RP_RESP_BLOCKED;
@@ -790,19 +830,14 @@ resp_on_complete(rp_msg_t *m)
 {
     rp_upstream_conn_t  *uc = m->owner;
     rp_http_conn_t      *c = uc->arg;
-    struct evbuffer     *out = bufferevent_get_output(c->bev);
-    size_t               before = evbuffer_get_length(out);
 
     if (rp_msg_status(m) < 200) {
         rp_msg_reset(m);                   /* the final response follows */
         return 1;
     }
     if (c->flags & RP_RESP_CHUNKED) {
-        evbuffer_add(out, "0\r\n", 3);
-        rp_msg_write_trailers(m, out);
-        evbuffer_add(out, "\r\n", 2);
+        c->bytes_out += proxy_send_head(c->bev, last_chunk(&c->w->head, m));
     }
-    c->bytes_out += evbuffer_get_length(out) - before;
     c->flags |= RP_RESP_DONE;
     if (llhttp_should_keep_alive(&m->parser)) {
         c->flags |= RP_UP_REUSABLE;

@@ -88,12 +88,12 @@ listener_build_skip(rp_listener_t *li)
             s[n++] = tls->exts[i].header;
         }
     }
-    free(li->skip);
-    free(li->skip_abs);
-    li->skip = s;
-    li->skip_abs = rp_xalloc((n + 2) * sizeof(char *));
-    memcpy(li->skip_abs, s, n * sizeof(char *));
-    li->skip_abs[n] = "host";
+    rp_names_cleanup(&li->skip);
+    rp_names_cleanup(&li->skip_abs);
+    rp_names_init(&li->skip, s, n);
+    s[n++] = "host";
+    rp_names_init(&li->skip_abs, s, n);
+    free(s);
 }
 
 /* Points li at lc (of conf, which it references) and its access log. */
@@ -154,8 +154,8 @@ rp_listener_unref(rp_listener_t *li)
         return;
     }
     listener_close(li);
-    free(li->skip);
-    free(li->skip_abs);
+    rp_names_cleanup(&li->skip);
+    rp_names_cleanup(&li->skip_abs);
     rp_config_unref(li->conf_ref);
     free(li);
 }
@@ -409,8 +409,10 @@ rp_worker_t *
 rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
               rp_logset_t *logs)
 {
-    rp_worker_t  *w;
-    unsigned      i;
+    /* the response fields proxy.c writes itself */
+    static const char *const  resp_skip[] = { "content-length", "via" };
+    rp_worker_t              *w;
+    unsigned                  i;
 
     w = rp_xalloc(sizeof(rp_worker_t));
     w->id = id;
@@ -429,7 +431,8 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     event_add(w->mail_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
     rp_flusher_init(&w->flusher, w->base);
-    w->scratch = evbuffer_new();
+    rp_headbuf_init(&w->head, 4096);
+    rp_names_init(&w->resp_skip, resp_skip, 2);
     w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
     for (i = 0; i < conf->nlisteners; i++) {
         w->listeners[i] = listener_new(w, conf, &conf->listeners[i], fds[i], logs->listeners[i]);
@@ -449,7 +452,8 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
 fail_listeners:
     worker_drop_listeners(w);
     rp_flusher_cleanup(&w->flusher);
-    evbuffer_free(w->scratch);
+    rp_headbuf_cleanup(&w->head);
+    rp_names_cleanup(&w->resp_skip);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);
@@ -511,7 +515,8 @@ rp_worker_free(rp_worker_t *w)
     worker_drop_listeners(w);
     rp_gen_unref(w->gen);
     rp_flusher_cleanup(&w->flusher);
-    evbuffer_free(w->scratch);
+    rp_headbuf_cleanup(&w->head);
+    rp_names_cleanup(&w->resp_skip);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);

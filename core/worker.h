@@ -8,6 +8,8 @@
 #include "config.h"
 #include "flush.h"
 #include "gen.h"
+#include "headbuf.h"
+#include "http_head.h"
 #include "upstream.h"
 
 #include <pthread.h>
@@ -26,10 +28,10 @@ typedef struct rp_listener_s {
     rp_config_t                *conf_ref; /* a reference: the snapshot of conf      */
     struct evconnlistener      *l;        /* owned; NULL once closed                */
     rp_access_log_t            *log;      /* borrowed: may be NULL                  */
-    const char                **skip;     /* owned array of borrowed names: request
-                                             fields never passed on as the client sent
-                                             them (framing, Via, X-headers, X-SSL-*)  */
-    const char                **skip_abs; /* the same plus Host (absolute-form)      */
+    rp_names_t                  skip;     /* request fields never passed on as the
+                                             client sent them (framing, Via, X-headers,
+                                             X-SSL-*)                                */
+    rp_names_t                  skip_abs; /* the same plus Host (absolute-form)      */
     int                         refs;     /* the worker's + one per connection      */
 } rp_listener_t;
 
@@ -69,7 +71,8 @@ struct rp_worker_s {
     atomic_int                 stop_asked;
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     rp_flusher_t               flusher;    /* direct writes of plain sockets           */
-    struct evbuffer           *scratch;    /* owned: heads are built here, then moved  */
+    rp_headbuf_t               head;       /* heads are built here, then handed over  */
+    rp_names_t                 resp_skip;  /* response fields we write ourselves      */
     int                        stopping;
 };
 

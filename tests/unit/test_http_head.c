@@ -177,16 +177,13 @@ expect_header(const rp_msg_t *m, const char *name, const char *value)
     assert_int_equal(v[vlen], '\0');
 }
 
+/* b holds exactly want; empties b. */
 static void
-expect_evbuffer(struct evbuffer *b, const char *want)
+expect_headbuf(rp_headbuf_t *b, const char *want)
 {
-    size_t  n = evbuffer_get_length(b);
-    char    got[1024];
-
-    assert_true(n < sizeof(got));
-    evbuffer_copyout(b, got, n);
-    got[n] = '\0';
-    assert_string_equal(got, want);
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->p, want, b->len);
+    rp_headbuf_reset(b);
 }
 
 static const char  simple_get[] = "GET /path/x?a=1&b=2 HTTP/1.1\r\n"
@@ -583,7 +580,7 @@ test_chunked_trailers(void **state)
     rp_msg_t          m;
     rec_t             r;
     size_t            step;
-    struct evbuffer  *out;
+    rp_headbuf_t      out;
 
     (void) state;
     for (step = 0; step <= 3; step++) {
@@ -603,13 +600,12 @@ test_chunked_trailers(void **state)
         expect_header(&m, "host", "a");
         expect_header(&m, "trailer", "X-Sum");
 
-        out = evbuffer_new();
-        rp_msg_write_trailers(&m, out);
-        expect_evbuffer(out, "X-Sum: 42\r\nHost: trailer-host\r\n");
-        evbuffer_drain(out, evbuffer_get_length(out));
-        rp_msg_write_fields(&m, out, NULL);
-        expect_evbuffer(out, "Host: a\r\nTrailer: X-Sum\r\n");
-        evbuffer_free(out);
+        rp_headbuf_init(&out, 8);       /* small: the writers grow it */
+        rp_msg_write_trailers(&m, &out);
+        expect_headbuf(&out, "X-Sum: 42\r\nHost: trailer-host\r\n");
+        rp_msg_write_fields(&m, &out, NULL);
+        expect_headbuf(&out, "Host: a\r\nTrailer: X-Sum\r\n");
+        rp_headbuf_cleanup(&out);
         rp_msg_cleanup(&m);
     }
 }
@@ -620,13 +616,14 @@ test_no_trailers(void **state)
     static const char  req[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     rp_msg_t           m;
     rec_t              r;
-    struct evbuffer   *out = evbuffer_new();
+    rp_headbuf_t       out;
 
     (void) state;
+    rp_headbuf_init(&out, 64);
     assert_int_equal(parse_req(&m, &r, S(req), 0), sizeof(req) - 1);
-    rp_msg_write_trailers(&m, out);
-    assert_int_equal(evbuffer_get_length(out), 0);
-    evbuffer_free(out);
+    rp_msg_write_trailers(&m, &out);
+    assert_int_equal(out.len, 0);
+    rp_headbuf_cleanup(&out);
     rp_msg_cleanup(&m);
 }
 
@@ -748,49 +745,149 @@ test_hop_by_hop(void **state)
 static void
 test_write_fields(void **state)
 {
-    static const char *const  skip[] = { "host", "x-forwarded-for", NULL };
-    static const char *const  none[] = { NULL };
+    static const char *const  skip_names[] = { "host", "x-forwarded-for" };
+    rp_names_t                skip, none;
     rp_msg_t                  m;
     rec_t                     r;
-    struct evbuffer          *out = evbuffer_new();
+    rp_headbuf_t              out;
 
     (void) state;
+    rp_names_init(&skip, skip_names, 2);
+    rp_names_init(&none, NULL, 0);
+    rp_headbuf_init(&out, 16);
     assert_int_equal(parse_req(&m, &r, S(hop_req), 0), sizeof(hop_req) - 1);
-    rp_msg_write_fields(&m, out, skip);
-    expect_evbuffer(out, "Accept: */*\r\n"
+    rp_msg_write_fields(&m, &out, &skip);
+    expect_headbuf(&out, "Accept: */*\r\n"
                          "X-Private-Not: kept\r\n"
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
-    evbuffer_drain(out, evbuffer_get_length(out));
 
-    rp_msg_write_fields(&m, out, NULL);
-    expect_evbuffer(out, "Host: example.com\r\n"
+    rp_msg_write_fields(&m, &out, NULL);
+    expect_headbuf(&out, "Host: example.com\r\n"
                          "Accept: */*\r\n"
                          "X-Forwarded-For: 10.0.0.1\r\n"
                          "X-Private-Not: kept\r\n"
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
-    evbuffer_drain(out, evbuffer_get_length(out));
 
-    rp_msg_write_fields(&m, out, none);
-    assert_int_equal(evbuffer_get_length(out), strlen("Host: example.com\r\n"
-                                                      "Accept: */*\r\n"
-                                                      "X-Forwarded-For: 10.0.0.1\r\n"
-                                                      "X-Private-Not: kept\r\n"
-                                                      "Trailer: X-Sum\r\n"
-                                                      "User-Agent: t\r\n"));
-    evbuffer_drain(out, evbuffer_get_length(out));
+    rp_msg_write_fields(&m, &out, &none);
+    expect_headbuf(&out, "Host: example.com\r\n"
+                         "Accept: */*\r\n"
+                         "X-Forwarded-For: 10.0.0.1\r\n"
+                         "X-Private-Not: kept\r\n"
+                         "Trailer: X-Sum\r\n"
+                         "User-Agent: t\r\n");
+
+    /* a field a hook adds is classified like a parsed one: a Connection
+     * field it adds makes the fields it names hop-by-hop */
+    assert_int_equal(rp_msg_add_field(&m, "connection", 10, "accept", 6), RP_OK);
+    assert_int_equal(rp_msg_add_field(&m, "x-forwarded-for", 15, "10.0.0.2", 8), RP_OK);
+    rp_msg_write_fields(&m, &out, &skip);
+    expect_headbuf(&out, "X-Private-Not: kept\r\n"
+                         "Trailer: X-Sum\r\n"
+                         "User-Agent: t\r\n");
+    assert_int_equal(m.fields[m.nfields - 1].kind, RP_F_X_FORWARDED_FOR);
     rp_msg_cleanup(&m);
 
     /* the simple request keeps names' case, empty values and inner spaces */
     assert_int_equal(parse_req(&m, &r, S(simple_get), 0), sizeof(simple_get) - 1);
-    rp_msg_write_fields(&m, out, skip);
-    expect_evbuffer(out, "User-Agent: test/1.0\r\n"
+    rp_msg_write_fields(&m, &out, &skip);
+    expect_headbuf(&out, "User-Agent: test/1.0\r\n"
                          "Accept: */*\r\n"
                          "X-Empty: \r\n"
                          "X-Spaced: inner  value\r\n");
-    evbuffer_free(out);
     rp_msg_cleanup(&m);
+
+    /* Connection: close names no field: nothing else is dropped */
+    {
+        static const char  req[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                                   "Close: 1\r\nX-A: 2\r\n\r\n";
+
+        assert_int_equal(parse_req(&m, &r, S(req), 0), sizeof(req) - 1);
+        assert_true(m.flags & RP_MSG_CONN_CLOSE);
+        assert_true(m.flags & RP_MSG_CONN_FIELDS);    /* "close" could name a field */
+        rp_msg_write_fields(&m, &out, &skip);
+        expect_headbuf(&out, "X-A: 2\r\n");
+        rp_msg_cleanup(&m);
+    }
+    rp_headbuf_cleanup(&out);
+    rp_names_cleanup(&skip);
+    rp_names_cleanup(&none);
+}
+
+static void
+test_field_kinds(void **state)
+{
+    static const struct { const char *name; rp_field_kind_e kind; }  k[] = {
+        { "Host", RP_F_HOST }, { "HOST", RP_F_HOST }, { "host", RP_F_HOST },
+        { "Connection", RP_F_CONNECTION }, { "keep-ALIVE", RP_F_KEEP_ALIVE },
+        { "Proxy-Connection", RP_F_PROXY_CONNECTION }, { "te", RP_F_TE },
+        { "Transfer-Encoding", RP_F_TRANSFER_ENCODING }, { "Upgrade", RP_F_UPGRADE },
+        { "Content-Length", RP_F_CONTENT_LENGTH }, { "Expect", RP_F_EXPECT }, { "VIA", RP_F_VIA },
+        { "x-forwarded-for", RP_F_X_FORWARDED_FOR },
+        { "hosts", RP_F_OTHER }, { "hast", RP_F_OTHER }, { "t", RP_F_OTHER }, { "", RP_F_OTHER },
+        { "content-lengthx", RP_F_OTHER }, { "x-forwarded-fox", RP_F_OTHER },
+        { "connectiom", RP_F_OTHER }, { "user-agent", RP_F_OTHER },
+    };
+    static const char *const  names[] = { "X-SSL-Subject", "via", "x-real-ip" };
+    rp_names_t                s;
+    size_t                    i;
+
+    (void) state;
+    for (i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        assert_int_equal(rp_field_kind(k[i].name, strlen(k[i].name)), k[i].kind);
+    }
+    /* sets: case-insensitive, whole names, (pointer, length) */
+    rp_names_init(&s, names, 3);
+    assert_true(rp_names_has(&s, "x-ssl-subject", 13));
+    assert_true(rp_names_has(&s, "VIA", 3));
+    assert_true(rp_names_has(&s, "X-Real-IPv6", 9));
+    assert_false(rp_names_has(&s, "X-Real-IPv6", 11));
+    assert_false(rp_names_has(&s, "x-ssl-subjecT2", 14));
+    assert_false(rp_names_has(&s, "vie", 3));
+    assert_false(rp_names_has(&s, "", 0));
+    assert_false(rp_names_has(NULL, "via", 3));
+    /* a length that is 64 more than a member's shares its bit, not its match */
+    assert_false(rp_names_has(&s, "via-------------------------------------------------------------"
+                                  "--", 67));
+    rp_names_cleanup(&s);
+}
+
+static void
+test_headbuf(void **state)
+{
+    static const struct { uint64_t v; const char *dec, *hex; }  n[] = {
+        { 0, "0", "0" }, { 9, "9", "9" }, { 10, "10", "a" }, { 255, "255", "ff" },
+        { 1024, "1024", "400" }, { 4294967296ull, "4294967296", "100000000" },
+        { UINT64_MAX, "18446744073709551615", "ffffffffffffffff" },
+    };
+    rp_headbuf_t  b;
+    char          s[21];
+    size_t        i, total;
+
+    (void) state;
+    for (i = 0; i < sizeof(n) / sizeof(n[0]); i++) {
+        assert_int_equal(rp_fmt_uint(s, n[i].v), strlen(n[i].dec));
+        assert_string_equal(s, n[i].dec);
+        assert_int_equal(rp_fmt_hex(s, n[i].v), strlen(n[i].hex));
+        assert_string_equal(s, n[i].hex);
+    }
+    rp_headbuf_init(&b, 1);
+    rp_headbuf_add_lit(&b, "Content-Length: ");
+    rp_headbuf_add_uint(&b, 1048576);
+    rp_headbuf_add_lit(&b, "\r\n");
+    rp_headbuf_add_field(&b, "X-A", 3, "", 0);
+    rp_headbuf_add_hex(&b, 4096);
+    expect_headbuf(&b, "Content-Length: 1048576\r\nX-A: \r\n1000");
+    /* growing past many doublings keeps what was there */
+    for (i = 0, total = 0; i < 10000; i++) {
+        rp_headbuf_add(&b, "0123456789", i % 11);
+        total += i % 11;
+    }
+    assert_int_equal(b.len, total);
+    assert_true(b.cap >= b.len);
+    assert_memory_equal(b.p, "00101201230123401234", 20);
+    rp_headbuf_cleanup(&b);
 }
 
 /* Parses one response with fresh state; returns what feed_message() does. */
@@ -952,6 +1049,8 @@ main(void)
         cmocka_unit_test(test_response_truncated),
         cmocka_unit_test(test_response_errors),
         cmocka_unit_test(test_response_head_too_big),
+        cmocka_unit_test(test_field_kinds),
+        cmocka_unit_test(test_headbuf),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
