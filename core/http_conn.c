@@ -53,13 +53,35 @@ conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
     c->state = s;
 }
 
-/* Arms the client read timeout: t <= 0 turns it off. */
+/* Client timeouts. The socket's read timeout is on only while a request
+ * body is read (no byte for read_timeout: 408), because libevent re-arms a
+ * persistent event's timeout on every read; the other phases have one
+ * deadline each on c->timer: the first request and the keep-alive wait
+ * (idle), the whole head (read_timeout), the pending queue. */
 static void
-conn_read_timeout(rp_http_conn_t *c, double t)
+conn_set_timeouts(rp_http_conn_t *c, int body)
 {
-    struct timeval  r = tv_of(t), wr = tv_of(c->lc->write_timeout);
+    struct timeval  r = tv_of(c->lc->read_timeout), w = tv_of(c->lc->write_timeout);
 
-    bufferevent_set_timeouts(c->bev, t > 0 ? &r : NULL, &wr);
+    bufferevent_set_timeouts(c->bev, body ? &r : NULL, &w);
+    c->body_timeout = body;
+    c->write_timeout = c->lc->write_timeout;
+}
+
+void
+rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
+{
+    if (on != c->body_timeout || c->write_timeout != c->lc->write_timeout) {
+        conn_set_timeouts(c, on);
+    }
+}
+
+static void
+conn_arm_timer(rp_http_conn_t *c, double t)
+{
+    struct timeval  tv = tv_of(t);
+
+    evtimer_add(c->timer, &tv);
 }
 
 /* A plain bufferevent, or a TLS one in accepting state (the SSL is owned
@@ -160,7 +182,8 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
     c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
     if (!c->handshaking) {
-        conn_read_timeout(c, lc->read_timeout);
+        conn_set_timeouts(c, 0);
+        conn_arm_timer(c, lc->read_timeout);       /* for the first request */
     }
     bufferevent_enable(c->bev, EV_READ);
     rp_worker_conn_added(w, c);
@@ -277,7 +300,7 @@ conn_begin_request(rp_http_conn_t *c)
     c->route = NULL;
     c->target = NULL;
     c->t_head = 0;
-    conn_read_timeout(c, c->lc->read_timeout);
+    rp_http_conn_body_timeout(c, 0);       /* a reload may change the write timeout */
     /* slowloris: the whole head must arrive within read_timeout */
     evtimer_add(c->timer, &tv);
 }
@@ -482,7 +505,8 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         c->handshaking = 0;                /* TLS is up: the request may come */
         c->lc = c->l->conf;                /* a reload may have come meanwhile */
-        conn_read_timeout(c, c->lc->read_timeout);
+        conn_set_timeouts(c, 0);
+        conn_arm_timer(c, c->lc->read_timeout);
     } else if (c->handshaking) {
         conn_tls_failed(c, what);
     } else if (c->state == RP_CONN_CLOSING || c->state == RP_CONN_IDLE) {
@@ -509,7 +533,9 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
     rp_http_conn_t  *c = arg;
 
     rp_http_conn_ref(c);
-    if (c->state == RP_CONN_HEAD) {
+    if (c->state == RP_CONN_IDLE) {
+        conn_release(c);                   /* no request within the keep-alive time */
+    } else if (c->state == RP_CONN_HEAD) {
         rp_http_conn_error(c, 408, "request head not complete within read_timeout");
     } else if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
@@ -688,8 +714,11 @@ rp_http_conn_finish(rp_http_conn_t *c)
     }
     c->flags = 0;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    conn_read_timeout(c, c->lc->keepalive_timeout);
-    bufferevent_enable(c->bev, EV_READ);
+    rp_http_conn_body_timeout(c, 0);
+    conn_arm_timer(c, c->lc->keepalive_timeout);
+    if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
+        bufferevent_enable(c->bev, EV_READ);
+    }
     if (evbuffer_get_length(in) > 0) {
         rp_http_conn_parse(c);             /* a pipelined request is already here */
     }

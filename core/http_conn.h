@@ -103,6 +103,8 @@ struct rp_http_conn_s {
     int                          handshaking; /* TLS handshake not finished yet             */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
+    int                          body_timeout; /* the socket's read timeout is on          */
+    double                       write_timeout; /* the socket's write timeout, s           */
 };
 
 /* Takes ownership of fd, an accepted client socket. */
@@ -131,6 +133,9 @@ void rp_http_conn_finish(rp_http_conn_t *c);
 
 /* Feeds buffered client bytes to the parser; called on read and on drain. */
 void rp_http_conn_parse(rp_http_conn_t *c);
+
+/* Turns the client read timeout on (a request body is being read) or off. */
+void rp_http_conn_body_timeout(rp_http_conn_t *c, int on);
 
 /* The TLS facts of the connection (read once), or NULL on plain TCP. */
 const void *rp_http_conn_tls_facts(rp_http_conn_t *c);

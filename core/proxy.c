@@ -487,10 +487,6 @@ proxy_write_request_head(rp_http_conn_t *c, rp_headbuf_t *b)
 static void
 proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 {
-    const rp_backend_conf_t  *bc = uc->b->conf;
-    struct timeval            r = tv_of(bc->read_timeout), w = tv_of(bc->write_timeout);
-    struct timeval            cr = tv_of(c->lc->read_timeout), cw = tv_of(c->lc->write_timeout);
-
     c->uc = uc;
     c->up_backend = uc->b;
     c->up_port = uc->local_port;
@@ -505,13 +501,13 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (c->t_upstream == 0) {
         c->t_upstream = uc->sent_at;
     }
-    bufferevent_set_timeouts(uc->bev, &r, &w);
-    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(uc->bev, EV_READ);      /* writes go through the flusher */
+    rp_upstream_start(uc);                 /* writes go through the flusher */
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
-        bufferevent_set_timeouts(c->bev, &cr, &cw);
-        bufferevent_enable(c->bev, EV_READ);
+        rp_http_conn_body_timeout(c, (c->flags & RP_REQ_HAS_BODY) != 0);
+        if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
+            bufferevent_enable(c->bev, EV_READ);     /* off while it waited */
+        }
         rp_http_conn_parse(c);             /* body bytes may be buffered already */
     }
 }
@@ -542,14 +538,12 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
 void
 rp_proxy_request_done(rp_http_conn_t *c)
 {
-    struct timeval    cw = tv_of(c->lc->write_timeout);
-
     /* reads stay on (turning them off and on again costs two epoll_ctl a
      * request); the parser is paused, so a pipelined request waits in the
      * input buffer, bounded by its high watermark; no read timeout while the
      * backend works */
     c->flags |= RP_REQ_DONE;
-    bufferevent_set_timeouts(c->bev, NULL, &cw);
+    rp_http_conn_body_timeout(c, 0);
     if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
         proxy_send_head(c->uc->bev, last_chunk(&c->w->head, &c->req));
     }
@@ -581,7 +575,7 @@ rp_proxy_client_drained(rp_http_conn_t *c)
     }
     c->flags &= ~RP_RESP_BLOCKED;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->uc->bev, EV_READ);
+    rp_upstream_resume(c->uc);
     proxy_on_up_read(c->uc, c);
 }
 
@@ -819,7 +813,7 @@ resp_on_body(rp_msg_t *m, const char *p, size_t n)
     if (evbuffer_get_length(out) > c->lc->high_watermark && !(c->flags & RP_RESP_BLOCKED)) {
         /* back-pressure: stop reading the backend until the client drains */
         c->flags |= RP_RESP_BLOCKED;
-        bufferevent_disable(uc->bev, EV_READ);
+        rp_upstream_pause(uc);
         bufferevent_setwatermark(c->bev, EV_WRITE, c->lc->high_watermark / 2, 0);
     }
     return 0;

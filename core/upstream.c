@@ -24,6 +24,7 @@ static void uc_connect(rp_upstream_conn_t *uc);
 static void uc_on_read(struct bufferevent *bev, void *arg);
 static void uc_on_write(struct bufferevent *bev, void *arg);
 static void uc_on_event(struct bufferevent *bev, short what, void *arg);
+static void uc_on_deadline(evutil_socket_t fd, short what, void *arg);
 
 /* The response parser's handler lives in proxy.c; a connection only owns it. */
 extern const rp_msg_handler_t rp_proxy_resp_handler;
@@ -78,6 +79,7 @@ uc_set_state(rp_upstream_conn_t *uc, rp_uc_state_e s)
 static void
 uc_free_socket(rp_upstream_conn_t *uc)
 {
+    evtimer_del(uc->deadline);
     if (uc->bev != NULL) {
         if (uc->ssl != NULL && uc->connected) {
             rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
@@ -126,9 +128,11 @@ uc_became_idle(rp_upstream_conn_t *uc)
     uc->user = NULL;
     uc->arg = NULL;
     uc->got_bytes = 0;
-    bufferevent_set_timeouts(uc->bev, NULL, NULL);
+    evtimer_del(uc->deadline);
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(uc->bev, EV_READ);
+    if (!(bufferevent_get_enabled(uc->bev) & EV_READ)) {
+        bufferevent_enable(uc->bev, EV_READ);    /* an idle socket notices a close */
+    }
     p = backend_oldest_pending(uc->b);
     if (p == NULL && (rp_worker_stopping(uc->b->w) || uc->b->retired)) {
         uc_free_socket(uc);              /* nobody will need it again */
@@ -240,6 +244,7 @@ uc_connect(rp_upstream_conn_t *uc)
     tv.tv_sec = (time_t) t;
     tv.tv_usec = (suseconds_t) ((t - (double) tv.tv_sec) * 1e6);
     bufferevent_set_timeouts(uc->bev, NULL, &tv);   /* a connect is a write */
+    uc->write_s = -1;                               /* rp_upstream_start sets it */
     uc_set_state(uc, RP_UC_CONNECTING);
     if (bufferevent_socket_connect(uc->bev, (struct sockaddr *) &b->conf->addr,
                                    (int) b->conf->addrlen) != 0) {
@@ -291,6 +296,7 @@ uc_on_read(struct bufferevent *bev, void *arg)
     rp_upstream_conn_t  *uc = arg;
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
+        uc->read_at = rp_now();
         uc->user->on_read(uc, uc->arg);
         return;
     }
@@ -376,6 +382,7 @@ rp_backend_new(rp_worker_t *w, struct event_base *base, const rp_backend_conf_t 
         b->ndown++;
         uc->backoff = conf->retry;
         uc->retry = evtimer_new(base, uc_on_retry, uc);
+        uc->deadline = evtimer_new(base, uc_on_deadline, uc);
         rp_msg_init(&uc->resp, HTTP_RESPONSE, &rp_proxy_resp_handler, uc);
         uc_connect(uc);
     }
@@ -400,6 +407,7 @@ rp_backend_unref(rp_backend_t *b)
         b->conns[i].state = RP_UC_DOWN;      /* no shutdown dance: the worker is done with it */
         uc_free_socket(&b->conns[i]);
         event_free(b->conns[i].retry);
+        event_free(b->conns[i].deadline);
         rp_msg_cleanup(&b->conns[i].resp);
     }
     free(b->conns);
@@ -530,11 +538,75 @@ rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *a
     rp_msg_resume(&uc->resp);
 }
 
+static void
+uc_arm_deadline(rp_upstream_conn_t *uc, double t)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = (time_t) t;
+    tv.tv_usec = (suseconds_t) ((t - (double) tv.tv_sec) * 1e6);
+    evtimer_add(uc->deadline, &tv);
+}
+
+/* The response deadline: a timeout only when no byte came for read_timeout;
+ * bytes that came meanwhile move it to read_at + read_timeout. */
+static void
+uc_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    rp_upstream_conn_t  *uc = arg;
+    double               t = uc->b->conf->read_timeout, quiet = rp_now() - uc->read_at;
+
+    RP_UNUSED(fd);
+    RP_UNUSED(what);
+    if (uc->state != RP_UC_ACTIVE || uc->user == NULL) {
+        return;
+    }
+    if (quiet < t - 0.001) {
+        uc_arm_deadline(uc, t - quiet);
+        return;
+    }
+    bufferevent_disable(uc->bev, EV_READ);   /* as a bufferevent read timeout does */
+    uc->user->on_event(uc, uc->arg, BEV_EVENT_TIMEOUT | BEV_EVENT_READING);
+}
+
+void
+rp_upstream_start(rp_upstream_conn_t *uc)
+{
+    const rp_backend_conf_t  *bc = uc->b->conf;
+    struct timeval            w;
+
+    if (uc->write_s != bc->write_timeout) {     /* once a socket, or after a reload */
+        w.tv_sec = (time_t) bc->write_timeout;
+        w.tv_usec = (suseconds_t) ((bc->write_timeout - (double) w.tv_sec) * 1e6);
+        bufferevent_set_timeouts(uc->bev, NULL, &w);
+        uc->write_s = bc->write_timeout;
+    }
+    rp_upstream_resume(uc);
+}
+
+void
+rp_upstream_pause(rp_upstream_conn_t *uc)
+{
+    bufferevent_disable(uc->bev, EV_READ);
+    evtimer_del(uc->deadline);
+}
+
+void
+rp_upstream_resume(rp_upstream_conn_t *uc)
+{
+    if (!(bufferevent_get_enabled(uc->bev) & EV_READ)) {
+        bufferevent_enable(uc->bev, EV_READ);
+    }
+    uc->read_at = rp_now();
+    uc_arm_deadline(uc, uc->b->conf->read_timeout);
+}
+
 void
 rp_upstream_release(rp_upstream_conn_t *uc, int reusable)
 {
     uc->user = NULL;
     uc->arg = NULL;
+    evtimer_del(uc->deadline);
     if (reusable && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         uc->served++;
         rp_msg_reset(&uc->resp);

@@ -38,6 +38,10 @@ struct rp_upstream_conn_s {
     rp_uc_state_e               state;      /* only uc_set_state() assigns it         */
     TAILQ_ENTRY(rp_upstream_conn_s) link;   /* in b->idle while IDLE                  */
     struct event               *retry;      /* owned: reconnect timer                 */
+    struct event               *deadline;   /* owned: response inactivity deadline
+                                               while ACTIVE and reading               */
+    double                      read_at;    /* when response bytes last came (rp_now) */
+    double                      write_s;    /* write timeout set on bev; < 0: none    */
     double                      backoff;    /* next DOWN delay, s                     */
     unsigned                    served;     /* responses completed on this socket     */
     uint16_t                    local_port; /* for {DS_SPORT}                         */
@@ -130,6 +134,17 @@ void rp_target_dequeue(rp_pending_t *p);
  * pending request of any of its targets takes it at once); otherwise the
  * socket is closed and a new one opened. */
 void rp_upstream_release(rp_upstream_conn_t *uc, int reusable);
+
+/* A request's head was queued on uc: reads are on, and the response must
+ * keep coming (no gap longer than the backend's read_timeout, checked by one
+ * timer rather than a timeout re-armed on every read); writes must drain
+ * within write_timeout. */
+void rp_upstream_start(rp_upstream_conn_t *uc);
+
+/* Back-pressure: stops reading the response (its deadline stops too) and
+ * starts again. */
+void rp_upstream_pause(rp_upstream_conn_t *uc);
+void rp_upstream_resume(rp_upstream_conn_t *uc);
 
 /* Sets the user of a connection handed over by the pending queue. */
 void rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *arg);

@@ -1,0 +1,110 @@
+"""Timeouts measure silence, not duration: a backend that trickles its answer
+slower than read_timeout in total but never pauses that long is not cut, nor a
+client that uploads slowly but steadily; a backend that stops mid-body is cut
+at its read_timeout; and a response paused by a client that does not read
+(back-pressure) is not the backend's silence."""
+
+import socket
+import time
+import zlib
+
+from backends import big_download, pattern_crc
+from httpclient import RawClient, exchange, parse_response, req
+from proxy import basic_lua
+
+PIECES = 6
+GAP = 0.4                                # s between pieces: 2.4 s in all, read_timeout 1
+
+
+def trickle(conn, q):
+    """200 with a Content-Length body sent in PIECES pieces GAP seconds apart."""
+    piece = b"0123456789" * 10
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(piece) * PIECES))
+    for _ in range(PIECES):
+        time.sleep(GAP)
+        conn.send(piece)
+    return True
+
+
+def stall_mid_body(conn, q):
+    """A head promising 1000 bytes, 100 of them, then nothing."""
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+    conn.server.stopping.wait(30)
+    return False
+
+
+def test_trickling_backend_is_not_cut(backend, rproxy):
+    be = backend(handler=trickle)
+    p = rproxy(basic_lua({"app1": be.address}, backend="read_timeout = 1"))
+    t0 = time.monotonic()
+    r, c = exchange(p.port, req("GET", "/trickle"), timeout=20)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert r.body == b"0123456789" * 10 * PIECES, r
+    assert time.monotonic() - t0 > GAP * PIECES - 0.2, "answered before the backend did"
+
+
+def test_backend_silent_mid_body_is_cut_at_read_timeout(backend, rproxy):
+    be = backend(handler=stall_mid_body)
+    p = rproxy(basic_lua({"app1": be.address}, backend="read_timeout = 1"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/stall"))
+    t0 = time.monotonic()
+    assert c.wait_closed(1 + 5), "a backend silent mid-body was not cut"
+    took = time.monotonic() - t0
+    got = bytes(c.buf)
+    c.close()
+    assert took > 0.7, "cut after %.2f s, before read_timeout" % took
+    assert got.startswith(b"HTTP/1.1 200"), got[:100]
+    assert len(got.partition(b"\r\n\r\n")[2]) < 1000, "a complete body from a stalled backend"
+    assert p.alive(), "rproxy died"
+    assert be.wait_requests(1)
+
+
+def test_slow_steady_upload_is_not_cut(backend, rproxy):
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1"))
+    c = RawClient(p.port)
+    piece = b"u" * 100
+    c.send(req("POST", "/slow", headers=[("Content-Length", str(len(piece) * PIECES))]))
+    for _ in range(PIECES):
+        time.sleep(GAP)
+        c.send(piece)
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.requests[-1].body_len == len(piece) * PIECES
+
+
+def test_client_paused_download_is_not_backend_silence(backend, rproxy):
+    """The client stops reading for 3 backend read_timeouts: the proxy stops
+    reading the backend (back-pressure) and must not call that a timeout."""
+    size = 32 << 20
+    be = backend(handler=big_download(size))
+    p = rproxy(basic_lua({"app1": be.address}, listen='high_watermark = "256k"',
+                         backend='read_timeout = 1, high_watermark = "256k"'))
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    time.sleep(3)
+    buf = bytearray()
+    deadline = time.monotonic() + 60
+    try:
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            assert d, "closed before the head"
+            buf += d
+        head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        crc, got = zlib.crc32(rest), len(rest)
+        while got < size and time.monotonic() < deadline:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            crc = zlib.crc32(d, crc)
+            got += len(d)
+    finally:
+        s.close()
+    assert got == size, "%d of %d bytes: the paused download was cut" % (got, size)
+    assert crc == pattern_crc(size), "download corrupted"
+    assert p.alive(), "rproxy died"
