@@ -31,10 +31,11 @@ flush_run(rp_flush_t *s)
         }
     }
     evbuffer_freeze(out, 1);
-    /* someone waits for the output to drain (back-pressure): tell them, as
-     * libevent's write callback would have */
+    /* someone waits for the output to drain (back-pressure, a close): tell
+     * them, as libevent's write callback would have */
     bufferevent_getwatermark(bev, EV_WRITE, &low, &high);
-    if (low > 0) {
+    if (low > 0 || s->want_drain) {
+        s->want_drain = 0;
         bufferevent_getcb(bev, NULL, &wcb, NULL, &arg);
         if (wcb != NULL) {
             wcb(bev, arg);
@@ -92,6 +93,7 @@ rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
     s->bev = bev;
     s->f = f;
     s->queued = 0;
+    s->want_drain = 0;
     evbuffer_add_cb(bufferevent_get_output(bev), flush_on_output, s);
     bufferevent_disable(bev, EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
@@ -111,6 +113,16 @@ rp_flush_detach(rp_flush_t *s)
     }
     evbuffer_remove_cb(bufferevent_get_output(s->bev), flush_on_output, s);
     s->bev = NULL;
+}
+
+int
+rp_flush_want_drain(rp_flush_t *s)
+{
+    if (s->bev == NULL || !s->queued) {
+        return 0;
+    }
+    s->want_drain = 1;
+    return 1;
 }
 
 void

@@ -21,6 +21,7 @@ typedef struct rp_flush_s {
     struct rp_flusher_s       *f;         /* back-pointer                      */
     TAILQ_ENTRY(rp_flush_s)    link;      /* in f->queue while queued          */
     int                        queued;
+    int                        want_drain; /* call the write callback once empty */
 } rp_flush_t;
 
 typedef struct rp_flusher_s {
@@ -35,6 +36,11 @@ void rp_flusher_cleanup(rp_flusher_t *f);
  * bev, and rp_flush_detach() must run before either goes. */
 void rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
 void rp_flush_detach(rp_flush_t *s);
+
+/* Asks for the bufferevent's write callback once its queued output is
+ * written (a closing connection), without arming EV_WRITE. Returns 0 when s
+ * does not write bev (TLS, or nothing queued): enable EV_WRITE instead. */
+int rp_flush_want_drain(rp_flush_t *s);
 
 /* From a write callback: EV_WRITE goes off again once the output is empty. */
 void rp_flush_drained(rp_flush_t *s);

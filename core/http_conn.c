@@ -3,6 +3,7 @@
 #include "http_conn.h"
 
 #include "log.h"
+#include "sockread.h"
 #include "lua_request.h"
 #include "lua_state.h"
 #include "tls.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -136,12 +138,31 @@ rp_http_conn_tls_facts(rp_http_conn_t *c)
     return c->tls_facts;
 }
 
+/* Dotted-quad text of a (at least 16 bytes): inet_ntop formats it with
+ * sprintf, a tenth of a Connection: close request's instructions. */
+static void
+conn_ipv4_text(const struct in_addr *in, char *a)
+{
+    const unsigned char  *b = (const unsigned char *) &in->s_addr;
+    int                   i;
+
+    for (i = 0; i < 4; i++) {
+        if (b[i] >= 100) {
+            *a++ = (char) ('0' + b[i] / 100);
+        }
+        if (b[i] >= 10) {
+            *a++ = (char) ('0' + b[i] / 10 % 10);
+        }
+        *a++ = (char) ('0' + b[i] % 10);
+        *a++ = i < 3 ? '.' : '\0';
+    }
+}
+
 void
 rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sockaddr *sa,
                     int salen)
 {
     rp_http_conn_t          *c;
-    int                      one = 1;
     const rp_listen_conf_t  *lc = li->conf;
 
     c = rp_xalloc(sizeof(rp_http_conn_t));
@@ -154,10 +175,9 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
                   sizeof(c->addr));
         c->port = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
     } else {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, c->addr, sizeof(c->addr));
+        conn_ipv4_text(&((const struct sockaddr_in *) sa)->sin_addr, c->addr);
         c->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (conn_new_bev(c, w, lc, fd) != RP_OK) {
         evutil_closesocket(fd);
         free(c);
@@ -408,6 +428,10 @@ conn_on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         return;
     }
+    if (c->ssl == NULL
+        && evbuffer_get_length(bufferevent_get_input(bev)) >= RP_LIBEVENT_READ_MAX) {
+        rp_sock_read_more(bev, CONN_READ_HIGH_WATERMARK);     /* a body is streaming */
+    }
     rp_http_conn_parse(c);
 }
 
@@ -432,6 +456,32 @@ conn_linger(rp_http_conn_t *c)
     c->lingering = 1;                      /* the next event (EOF, timeout) frees */
 }
 
+/* Can the client still be sending? Lingering protects an answer from the
+ * RST that closing a socket with unread input sends; like nginx, we skip it
+ * when the request was read whole, nothing of it is left over and the
+ * kernel holds no more bytes from the client (TLS always lingers: the
+ * client's close_notify may be on its way). */
+static int
+conn_may_have_input(rp_http_conn_t *c)
+{
+    int  n = 0;
+
+    return c->linger_always || c->ssl != NULL
+           || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0
+           || ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) != 0 || n > 0;
+}
+
+/* The last answer is written: close now, or half-close and linger. */
+static void
+conn_output_done(rp_http_conn_t *c)
+{
+    if (conn_may_have_input(c)) {
+        conn_linger(c);
+    } else {
+        conn_release(c);
+    }
+}
+
 static void
 conn_on_write(struct bufferevent *bev, void *arg)
 {
@@ -441,7 +491,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
     rp_flush_drained(&c->flush);
     if (c->state == RP_CONN_CLOSING && !c->closed && !c->lingering
         && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        conn_linger(c);
+        conn_output_done(c);
     } else if (c->state == RP_CONN_PROXY) {
         rp_proxy_client_drained(c);
     }
@@ -457,13 +507,16 @@ conn_close(rp_http_conn_t *c)
     }
     evtimer_del(c->timer);
     rp_proxy_detach(c, 0);
+    /* a request not read to its end (an early answer, an error) may still
+     * be arriving */
+    c->linger_always = !(c->flags & RP_REQ_DONE);
     conn_set_state(c, RP_CONN_CLOSING);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        conn_linger(c);
-    } else {
-        bufferevent_enable(c->bev, EV_WRITE);
+        conn_output_done(c);
+    } else if (!rp_flush_want_drain(&c->flush)) {
+        bufferevent_enable(c->bev, EV_WRITE);     /* libevent writes it */
     }
 }
 

@@ -4,6 +4,7 @@
 #include "upstream.h"
 
 #include "log.h"
+#include "sockread.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -297,6 +298,10 @@ uc_on_read(struct bufferevent *bev, void *arg)
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
         uc->read_at = rp_now();
+        if (uc->ssl == NULL
+            && evbuffer_get_length(bufferevent_get_input(bev)) >= RP_LIBEVENT_READ_MAX) {
+            rp_sock_read_more(bev, UC_READ_HIGH_WATERMARK);   /* a body is streaming */
+        }
         uc->user->on_read(uc, uc->arg);
         return;
     }

@@ -3,8 +3,9 @@ the client got: hop-by-hop fields removed both ways (RFC 9110 7.6.1), Host
 kept, Via added (7.6.3), X-Forwarded-For / X-Forwarded-Proto / X-Real-IP."""
 
 import re
+import socket
 
-from httpclient import RawClient, exchange, req
+from httpclient import RawClient, exchange, parse_response, req
 from proxy import basic_lua
 
 HOP_REQUEST = [
@@ -80,6 +81,32 @@ def test_x_forwarded_proto_and_real_ip(backend, rproxy):
         "X-Real-IP must be the proxy's view, not the client's: %r" % got.header_all("X-Real-IP")
     assert got.header_all("X-Forwarded-Proto") == ["http"], got.header_all("X-Forwarded-Proto")
     assert got.header_all("X-Forwarded-For") == ["127.0.0.1"]
+
+
+def test_client_address_text_from_other_loopback_addresses(backend, rproxy):
+    """The client's address as text (X-Real-IP, X-Forwarded-For) for every
+    width of an IPv4 byte: clients bound to other 127/8 addresses."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address},
+                         listen='x_headers = { "X-Forwarded-For", "X-Real-IP" }'))
+    for src in ("127.0.0.9", "127.10.99.100", "127.255.0.200", "127.1.2.3"):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10,
+                                     source_address=(src, 0))
+        s.sendall(req("GET", "/src"))
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            r = parse_response(buf)
+            if r is not None:
+                break
+        s.close()
+        assert r is not None and r[0].status == 200, buf[:200]
+        got = be.requests[-1]
+        assert got.header_all("X-Real-IP") == [src], got.header_all("X-Real-IP")
+        assert got.header_all("X-Forwarded-For") == [src], got.header_all("X-Forwarded-For")
 
 
 def test_x_headers_only_when_configured(backend, rproxy):
