@@ -17,37 +17,37 @@
 #define REQUEST_MT  "rproxy.request"
 #define RESPONSE_MT "rproxy.response"
 
-typedef struct {
-    rp_http_conn_t  *c;          /* borrowed while a hook runs, else NULL */
-} request_box_t;
-
-/* The metatables are also kept under these light-userdata keys: checking a
- * box's type is then a pointer lookup, not a string-keyed one (every method
- * call checks its object). */
+/* Every box starts with its type: the address of its metatable's registry
+ * key. Only C writes a full userdata's bytes, and no other userdata of the
+ * state can start with the address of one of these statics, so checking a
+ * box (every method call does) reads it instead of fetching and comparing
+ * metatables. */
 static const char  request_mt_key = 0;
 static const char  response_mt_key = 0;
 
-/* luaL_testudata() by key: the box at idx if its metatable is key's, or NULL. */
-static void *
-box_test(lua_State *L, int idx, const void *key)
-{
-    void  *p = lua_touserdata(L, idx);
+typedef struct {
+    const void      *type;       /* &request_mt_key                      */
+    rp_http_conn_t  *c;          /* borrowed while a hook runs, else NULL */
+} request_box_t;
 
-    if (p == NULL || !lua_getmetatable(L, idx)) {
+/* luaL_testudata() by type: the box at idx if it is one of key's (size
+ * bytes), or NULL. */
+static void *
+box_test(lua_State *L, int idx, const void *key, size_t size)
+{
+    const void *const  *p;
+
+    if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != size) {
         return NULL;
     }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-    if (!lua_rawequal(L, -1, -2)) {
-        p = NULL;
-    }
-    lua_pop(L, 2);
-    return p;
+    p = lua_touserdata(L, idx);
+    return *p == key ? (void *) p : NULL;
 }
 
 static void *
-box_check(lua_State *L, int idx, const void *key, const char *what)
+box_check(lua_State *L, int idx, const void *key, size_t size, const char *what)
 {
-    void  *p = box_test(L, idx, key);
+    void  *p = box_test(L, idx, key, size);
 
     if (p == NULL) {
         luaL_typeerror(L, idx, what);
@@ -56,6 +56,7 @@ box_check(lua_State *L, int idx, const void *key, const char *what)
 }
 
 typedef struct {
+    const void      *type;       /* &response_mt_key                     */
     rp_http_conn_t  *c;          /* borrowed while a hook runs, else NULL */
     int              for_log;
 } response_box_t;
@@ -65,7 +66,7 @@ typedef struct {
 rp_http_conn_t *
 rp_lua_request_check(lua_State *L, int idx)
 {
-    request_box_t  *box = box_check(L, idx, &request_mt_key, REQUEST_MT);
+    request_box_t  *box = box_check(L, idx, &request_mt_key, sizeof(request_box_t), REQUEST_MT);
 
     if (box->c == NULL) {
         luaL_error(L, "request object used after its hook returned");
@@ -76,7 +77,8 @@ rp_lua_request_check(lua_State *L, int idx)
 static rp_http_conn_t *
 response_check(lua_State *L, int idx, response_box_t **out)
 {
-    response_box_t  *box = box_check(L, idx, &response_mt_key, RESPONSE_MT);
+    response_box_t  *box = box_check(L, idx, &response_mt_key, sizeof(response_box_t),
+                                      RESPONSE_MT);
 
     if (box->c == NULL) {
         luaL_error(L, "response object used after its hook returned");
@@ -95,6 +97,7 @@ rp_lua_request_enter(rp_lua_t *lua, rp_http_conn_t *c)
 
     if (c->lua_box_ref == RP_LUA_NOREF) {
         box = lua_newuserdatauv(L, sizeof(request_box_t), 0);
+        box->type = &request_mt_key;
         lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
@@ -134,6 +137,7 @@ rp_lua_response_enter(rp_lua_t *lua, rp_http_conn_t *c, int for_log)
 {
     response_box_t  *box = lua_newuserdatauv(lua->L, sizeof(response_box_t), 0);
 
+    box->type = &response_mt_key;
     lua_rawgetp(lua->L, LUA_REGISTRYINDEX, &response_mt_key);
     lua_setmetatable(lua->L, -2);
     box->c = c;
@@ -655,7 +659,8 @@ l_request_index(lua_State *L)
     rp_http_conn_t  *c = rp_lua_request_check(L, 1);
     const char      *key = luaL_checkstring(L, 2);
 
-    if (lua_getfield(L, lua_upvalueindex(1), key) != LUA_TNIL) {
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {   /* by the key string itself */
         return 1;                              /* a method */
     }
     lua_pop(L, 1);
@@ -740,7 +745,7 @@ l_request_newindex(lua_State *L)
 static int
 l_request_tostring(lua_State *L)
 {
-    request_box_t  *box = box_check(L, 1, &request_mt_key, REQUEST_MT);
+    request_box_t  *box = box_check(L, 1, &request_mt_key, sizeof(request_box_t), REQUEST_MT);
 
     lua_pushfstring(L, "rproxy.request (%s)", box->c ? "live" : "stale");
     return 1;
@@ -851,7 +856,8 @@ l_response_index(lua_State *L)
     rp_http_conn_t  *c = response_check(L, 1, NULL);
     const char      *key = luaL_checkstring(L, 2);
 
-    if (lua_getfield(L, lua_upvalueindex(1), key) != LUA_TNIL) {
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {   /* a method */
         return 1;
     }
     lua_pop(L, 1);
