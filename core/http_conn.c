@@ -197,7 +197,8 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
     c->req.max_line = (uint32_t) lc->max_request_line;
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
     c->req.max_fields = lc->max_headers;
-    c->timer = evtimer_new(w->base, conn_on_timer, c);
+    evtimer_assign(&c->timer_ev, w->base, conn_on_timer, c);
+    c->timer = &c->timer_ev;
     c->lua_box_ref = RP_LUA_NOREF;
     c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
@@ -250,7 +251,7 @@ conn_destroy(rp_http_conn_t *c)
     rp_proxy_detach(c, 0);
     conn_request_cleanup(c);
     rp_worker_conn_removed(c->w, c);
-    event_free(c->timer);
+    evtimer_del(c->timer);
     if (c->ssl != NULL && !c->handshaking) {
         rp_tls_shutdown(c->ssl);          /* keeps the session resumable */
     }
@@ -459,16 +460,20 @@ conn_linger(rp_http_conn_t *c)
 /* Can the client still be sending? Lingering protects an answer from the
  * RST that closing a socket with unread input sends; like nginx, we skip it
  * when the request was read whole, nothing of it is left over and the
- * kernel holds no more bytes from the client (TLS always lingers: the
- * client's close_notify may be on its way). */
+ * kernel holds no more bytes from the client (not asked when the client
+ * itself asked to close: it sends nothing more). TLS always lingers: the
+ * client's close_notify may be on its way. */
 static int
 conn_may_have_input(rp_http_conn_t *c)
 {
     int  n = 0;
 
-    return c->linger_always || c->ssl != NULL
-           || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0
-           || ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) != 0 || n > 0;
+    if (c->linger_always || c->ssl != NULL
+        || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        return 1;
+    }
+    return !c->client_closes
+           && (ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) != 0 || n > 0);
 }
 
 /* The last answer is written: close now, or half-close and linger. */
@@ -510,6 +515,7 @@ conn_close(rp_http_conn_t *c)
     /* a request not read to its end (an early answer, an error) may still
      * be arriving */
     c->linger_always = !(c->flags & RP_REQ_DONE);
+    c->client_closes = (c->flags & RP_REQ_CLIENT_CLOSES) != 0;
     conn_set_state(c, RP_CONN_CLOSING);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);

@@ -10,6 +10,7 @@
 #include "http_head.h"
 #include "upstream.h"
 
+#include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
 
@@ -51,6 +52,8 @@ typedef enum {
 #define RP_UP_REUSABLE       0x0800u   /* the backend connection may take another one  */
 #define RP_REQ_ABSOLUTE      0x1000u   /* absolute-form target: authority is the host  */
 #define RP_UP_EOF            0x2000u   /* the backend closed; handled once input is used */
+#define RP_REQ_CLIENT_CLOSES 0x4000u   /* the client asked to close: it sends no more
+                                          (RFC 9112 §9.6)                          */
 
 struct rp_http_conn_s {
     rp_worker_t                 *w;           /* back-pointer                              */
@@ -67,7 +70,8 @@ struct rp_http_conn_s {
     char                         addr[48];    /* client address text                       */
     uint16_t                     port;        /* client port                               */
     rp_msg_t                     req;         /* the request parser, reused per request    */
-    struct event                *timer;       /* owned: pending_timeout                    */
+    struct event                *timer;       /* &timer_ev: the phase's deadline           */
+    struct event                 timer_ev;    /* embedded: no allocation per connection    */
     /* the current request */
     unsigned                     flags;       /* RP_REQ_*, RP_RESP_*                       */
     const rp_vhost_conf_t       *vhost;
@@ -104,6 +108,7 @@ struct rp_http_conn_s {
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
     int                          linger_always; /* closing before the request was read   */
+    int                          client_closes; /* closing because the client asked to    */
     int                          body_timeout; /* the socket's read timeout is on          */
     double                       write_timeout; /* the socket's write timeout, s           */
 };

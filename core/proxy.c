@@ -272,6 +272,8 @@ rp_proxy_start(rp_http_conn_t *c)
     if (m->parser.http_minor == 1 ? !(m->flags & RP_MSG_CONN_CLOSE)
                                   : (m->flags & RP_MSG_CONN_KA) && !(m->flags & RP_MSG_CONN_CLOSE)) {
         c->flags |= RP_REQ_KEEPALIVE;
+    } else {
+        c->flags |= RP_REQ_CLIENT_CLOSES;
     }
     if ((m->flags & RP_MSG_CHUNKED) || c->req_cl > 0) {
         c->flags |= RP_REQ_HAS_BODY;

@@ -553,12 +553,14 @@ push_uri(lua_State *L, const rp_http_conn_t *c)
     luaL_Buffer   b;
 
     rp_proxy_target(c, &path, &plen, &query, &qlen);
+    if (query == NULL) {
+        lua_pushlstring(L, path, plen);
+        return;
+    }
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, path, plen);
-    if (query != NULL) {
-        luaL_addchar(&b, '?');
-        luaL_addlstring(&b, query, qlen);
-    }
+    luaL_addchar(&b, '?');
+    luaL_addlstring(&b, query, qlen);
     luaL_pushresult(&b);
 }
 

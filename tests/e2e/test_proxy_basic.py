@@ -9,11 +9,12 @@ import socket
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
-from backends import free_port
-from httpclient import RawClient, curl, exchange, req
+from backends import big_download, free_port, pattern_crc
+from httpclient import RawClient, curl, exchange, parse_response, req
 from proxy import REPO, basic_lua
 
 
@@ -412,6 +413,60 @@ def test_connection_close_from_client(backend, rproxy):
     assert "close" in r.tokens("connection"), r.headers
     assert c.wait_closed(5), "connection kept open after 'Connection: close'"
     c.close()
+
+
+def test_connection_close_closes_without_lingering(backend, rproxy):
+    """A request read whole with nothing after it: the answer, then EOF at once
+    (no half-close and wait for the client's EOF); the client sees a clean end."""
+    be, p = start_simple(backend, rproxy)
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(req("GET", "/cc", headers=[("Connection", "close")]))
+        buf = b""
+        while True:
+            d = s.recv(65536)                 # a RST would raise here
+            if not d:
+                break
+            buf += d
+        s.close()
+        r = parse_response(buf, eof=True)
+        assert r is not None and r[0].status == 200 and r[0].complete, buf[:200]
+
+
+def test_answer_survives_bytes_after_connection_close(backend, rproxy):
+    """Bytes after a Connection: close request must not turn the close into a
+    RST: closing a socket with unread input sends one and drops what is still
+    in the send queue, the tail of a large answer to a slow reader. The proxy
+    lingers then (half-close, drain, close)."""
+    size = 8 << 20
+    be = backend(handler=big_download(size))
+    p = rproxy(basic_lua({"app1": be.address}))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(20)
+    s.connect(("127.0.0.1", p.port))
+    s.sendall(req("GET", "/big-cc", headers=[("Connection", "close")])
+              + req("GET", "/after-close"))
+    buf = bytearray()
+    sent = False
+    while True:
+        d = s.recv(64 * 1024)
+        if not d:
+            break
+        buf += d
+        if not sent and len(buf) > size - (1 << 20):
+            # the proxy has read the whole answer and stopped reading the
+            # client: these bytes stay unread in its socket
+            s.sendall(b"x" * 1000)
+            sent = True
+            time.sleep(0.3)
+    s.close()
+    head, _, body = bytes(buf).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert len(body) == size, "%d of %d body bytes: the close destroyed the answer" % (
+        len(body), size)
+    assert zlib.crc32(body) == pattern_crc(size)
+    assert "/after-close" not in be.paths()
 
 
 def _big_or_echo(conn, q):
