@@ -135,7 +135,9 @@ def targets(results):
         na = _na(results, "tls", "rproxy")
         for key, what, want in (("full", "TLS 1.2 full handshakes/s (client certificate)",
                                  2.0),
-                                ("res", "TLS 1.2 resumed handshakes/s (ticket)", 1.5)):
+                                ("res", "TLS 1.2 resumed handshakes/s (ticket)", 1.5),
+                                ("resid", "TLS 1.2 resumed handshakes/s (session id, tickets "
+                                 "off on all three)", 1.5)):
             a = _median(results, "tls", "rproxy", key + "_hs")
             b = _median(results, "tls", "nginx", key + "_hs")
             ca = _median(results, "tls", "rproxy", key + "_cpu_us")
@@ -313,7 +315,8 @@ PANELS = (("keepalive", "req_s", "small GET, keep-alive: req/s (higher is better
           ("large", "rss_growth_kib", "RSS growth in transfers, KiB (lower is better)"),
           ("tls", "full_hs", "TLS 1.2 full handshakes/s, client cert (higher is better)"),
           ("tls", "full_cpu_us", "CPU us per full TLS handshake (lower is better)"),
-          ("tls", "res_hs", "TLS 1.2 resumed handshakes/s (higher is better)"))
+          ("tls", "res_hs", "TLS 1.2 resumed handshakes/s (higher is better)"),
+          ("tls", "resid_hs", "TLS 1.2 resumed by session id/s (higher is better)"))
 
 
 def write_svg(results, path, terminal="svg"):

@@ -594,12 +594,18 @@ class Tls(Scenario):
                ("res_client_pct", "load generator CPU busy in resumed handshakes", "%", None,
                 False),
                ("res_x_full", "resumed / full handshakes/s of the same proxy", "x", True,
+                False),
+               ("resid_hs", "resumed handshakes (session id, tickets off) + GET", "hs/s", True,
+                False),
+               ("resid_cpu_us", "proxy CPU per session-id resumed handshake", "us", False,
                 False))
 
     def describe(self, ctx):
         return ("%s: %d x `openssl s_time -new` (full handshakes: a new session each "
                 "connection) then %d x `s_time -reuse` (each resumes its one session by "
-                "ticket), -tls1_2 -cipher %s, a P-256 client certificate, -time %d, all on "
+                "ticket), then the same -reuse against a second listener without tickets "
+                "(resumption by session id from the proxy's session cache), "
+                "-tls1_2 -cipher %s, a P-256 client certificate, -time %d, all on "
                 "CPU %s; each connection: handshake, GET /small (HTTP/1.0), close. "
                 "CPU = utime+stime of the proxy / handshakes; load generator busy = s_time "
                 "CPU / wall time (100 = CPU %s saturated, with the backend on it too). "
@@ -645,6 +651,10 @@ class Tls(Scenario):
         if status == 200:
             raise NotApplicable("n/a (client certificate not required)",
                                 "a client without a certificate got 200")
+        status, body, _, _ = tls_get(proxy.tls_id_port, ctx.pki)
+        if status != 200 or body != SMALL_BODY.encode():
+            raise NotApplicable("n/a (TLS check failed)", "the listener without tickets "
+                                "answered %d, %d body bytes" % (status, len(body)))
 
     def measure(self, ctx, target, port, pid):
         if target == "direct":
@@ -654,14 +664,15 @@ class Tls(Scenario):
         for _ in range(20):                      # warm-up: 20 full handshakes
             tls_get(tls_port, ctx.pki)
         res, errors, notes = {}, 0, []
-        for kind, mode in (("full", "-new"), ("res", "-reuse")):
+        for kind, mode, lport in (("full", "-new", tls_port), ("res", "-reuse", tls_port),
+                                  ("resid", "-reuse", ctx.proxy.tls_id_port)):
             c0 = cpu_seconds(pid)
-            st = s_time(tls_port, ctx.pki, mode, self.seconds(ctx), TLS_CLIENTS)
+            st = s_time(lport, ctx.pki, mode, self.seconds(ctx), TLS_CLIENTS)
             cpu = cpu_seconds(pid) - c0
-            n = st["resumed"] if kind == "res" else st["handshakes"]
+            n = st["handshakes"] if kind == "full" else st["resumed"]
             errors += st["errors"]
             notes += st["notes"]
-            if kind == "res" and st["handshakes"] > st["resumed"]:
+            if kind != "full" and st["handshakes"] > st["resumed"]:
                 errors += st["handshakes"] - st["resumed"]
                 notes.append("%d of %d -reuse connections were not resumed"
                              % (st["handshakes"] - st["resumed"], st["handshakes"]))
