@@ -358,7 +358,7 @@ ls_pmain(lua_State *L)
 {
     rp_lua_t  *lua = lua_touserdata(L, 1);
 
-    luaL_openlibs(L);
+    rp_lua_open_libs(L);
     rp_lua_config_package_path(L, lua->conf->path);
     ls_install_rproxy(L, lua);
     lua_pushcfunction(L, ls_msgh);

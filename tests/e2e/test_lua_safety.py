@@ -261,6 +261,58 @@ def test_budget_applies_to_coroutines(backend, rproxy, path):
     assert_serves(p, be)
 
 
+GUARDS_LUA = r"""
+local dbg = require "debug"
+function rproxy.on_request(req)
+    local p = req.path
+    if p == "/sethook" then
+        -- would remove the instruction budget, then spin for ever
+        local ok = pcall(function() debug.sethook() end)
+        if ok then while true do end end
+        return req:respond(200, "sethook refused")
+    elseif p == "/setupvalue" then
+        local ok = pcall(function() return debug.setupvalue(rproxy.now, 1, "x") end)
+        return req:respond(200, ok and "setupvalue ran" or "setupvalue refused")
+    elseif p == "/exit" then
+        os.exit(1)
+    elseif p == "/traceback" then
+        return req:respond(200, (debug.traceback("tb") or "") ..
+                           (dbg == debug and " same" or " different") ..
+                           (debug.getinfo(1, "S").short_src and " info" or ""))
+    end
+end
+"""
+
+
+@pytest.mark.parametrize("path,want", [("/sethook", b"sethook refused"),
+                                       ("/setupvalue", b"setupvalue refused")])
+def test_debug_library_cannot_lift_the_guards(backend, rproxy, path, want):
+    """debug.sethook would remove the instruction budget (the loop after it
+    would hang the worker) and debug.setupvalue could hand rproxy's C
+    functions values they never expect: a policy's debug library has only
+    traceback and getinfo."""
+    be, p = start(backend, rproxy, GUARDS_LUA)
+    r = get(p, path)
+    assert r.status == 200 and r.body == want, r
+    assert_serves(p, be)
+
+
+def test_os_exit_raises(backend, rproxy):
+    be, p = start(backend, rproxy, GUARDS_LUA)
+    r = get(p, "/exit")
+    assert r.status == 500, r
+    assert wait_log(p, "os.exit is not available")
+    assert p.alive(), "os.exit in a hook ended the proxy"
+    assert_serves(p, be)
+
+
+def test_debug_traceback_and_getinfo_remain(backend, rproxy):
+    be, p = start(backend, rproxy, GUARDS_LUA)
+    r = get(p, "/traceback")
+    assert r.status == 200 and r.body.startswith(b"tb"), r
+    assert r.body.endswith(b" same info"), r.body
+
+
 def test_runaway_timer_is_stopped(backend, rproxy):
     be, p = start(backend, rproxy, r"""
 rproxy.every(0.05, function() while true do end end)
