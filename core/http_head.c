@@ -107,6 +107,7 @@ rp_msg_reset(rp_msg_t *m)
     m->nfields = 0;
     m->ntrailer = 0;
     m->hosts = 0;
+    m->kinds = 0;
     m->host_field = -1;
     m->flags = 0;
     m->stage = RP_MSG_HEAD;
@@ -305,7 +306,8 @@ list_has_token(const char *v, size_t vlen, const char *t, size_t tlen)
 rp_field_kind_e
 rp_field_kind(const char *name, size_t nlen)
 {
-#define KIND_IS(lit) (strncasecmp(name, lit, sizeof(lit) - 1) == 0)
+    /* the first letter rules most names out before any strncasecmp */
+#define KIND_IS(lit) (((name[0] | 0x20) == lit[0]) && strncasecmp(name, lit, sizeof(lit) - 1) == 0)
     switch (nlen) {
     case 2:  return KIND_IS("te") ? RP_F_TE : RP_F_OTHER;
     case 3:  return KIND_IS("via") ? RP_F_VIA : RP_F_OTHER;
@@ -361,6 +363,7 @@ msg_note_field(rp_msg_t *m, rp_hdr_t *f)
     if (m->flags & RP_MSG_TRAILERS) {
         return;
     }
+    m->kinds |= 1u << f->kind;
     switch (f->kind) {
     case RP_F_HOST:
         m->hosts++;
@@ -769,17 +772,19 @@ rp_names_has(const rp_names_t *s, const char *name, size_t nlen)
 }
 
 void
-rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip)
+rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
+                    const rp_names_t *skip)
 {
     uint32_t  i, n = rp_msg_nfields(m);
+    int       conn_lists = (m->flags & RP_MSG_CONN_FIELDS) != 0;
 
     for (i = 0; i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
         const char      *name = m->buf + f->name;
 
-        if (f->name_len == 0 || kind_is_hop_by_hop(f->kind)
+        if (f->name_len == 0 || kind_is_hop_by_hop(f->kind) || (skip_kinds & (1u << f->kind))
             || rp_names_has(skip, name, f->name_len)
-            || msg_conn_lists(m, name, f->name_len)) {
+            || (conn_lists && msg_conn_lists(m, name, f->name_len))) {
             continue;
         }
         rp_headbuf_add_field(b, name, f->name_len, m->buf + f->value, f->value_len);
@@ -848,6 +853,7 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
     f->value = save + 2 + (uint32_t) nlen;
     f->value_len = (uint32_t) vlen;
     f->kind = rp_field_kind(name, nlen);
+    m->kinds |= 1u << f->kind;
     if (f->kind == RP_F_CONNECTION && conn_names_fields(value, vlen)) {
         m->flags |= RP_MSG_CONN_FIELDS;
     }

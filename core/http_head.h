@@ -99,6 +99,8 @@ struct rp_msg_s {
     uint32_t                 cap_fields;
     uint32_t                 ntrailer;      /* fields[ntrailer..] are trailers        */
     uint32_t                 hosts;         /* Host fields seen                       */
+    uint32_t                 kinds;         /* bit (1 << rp_field_kind_e) of each kind
+                                               the head has (trailers excluded)       */
     int                      host_field;    /* index of the Host field, or -1         */
     unsigned                 flags;         /* RP_MSG_*                               */
     rp_msg_stage_e           stage;
@@ -137,6 +139,14 @@ void rp_msg_resume(rp_msg_t *m);
 /* The peer closed: returns RP_OK if that ends the message (close-delimited
  * body), RP_ERROR if the message is truncated. */
 int rp_msg_eof(rp_msg_t *m);
+
+/* Does the head have a field of kind k (never removed by a hook since)? A
+ * cheap "no" before a scan. */
+static inline int
+rp_msg_may_have(const rp_msg_t *m, rp_field_kind_e k)
+{
+    return (m->kinds & (1u << k)) != 0;
+}
 
 /* Field access: the first value of a field by name (case-insensitive), or NULL. */
 const char *rp_msg_header(const rp_msg_t *m, const char *name, size_t nlen, size_t *vlen);
@@ -181,9 +191,11 @@ rp_msg_nfields(const rp_msg_t *m)
     return (m->flags & RP_MSG_TRAILERS) ? m->ntrailer : m->nfields;
 }
 
-/* Appends "name: value\r\n" for every field that is not hop-by-hop and not
- * in skip (may be NULL) to b. */
-void rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip);
+/* Appends "name: value\r\n" for every field that is not hop-by-hop, not of
+ * a kind in skip_kinds (bits 1 << rp_field_kind_e) and not in skip (may be
+ * NULL) to b. */
+void rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
+                         const rp_names_t *skip);
 
 /* Appends the trailers (fields[ntrailer..]), each "name: value\r\n". */
 void rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b);

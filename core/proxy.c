@@ -351,7 +351,7 @@ write_list_field(rp_headbuf_t *b, const rp_msg_t *m, rp_field_kind_e kind, const
 
     rp_headbuf_add(b, name, nlen);
     rp_headbuf_add_lit(b, ": ");
-    for (i = 0; i < n; i++) {
+    for (i = 0; rp_msg_may_have(m, kind) && i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
         if (f->kind == kind && f->name_len != 0 && f->value_len > 0) {
@@ -455,7 +455,7 @@ proxy_write_request_head(rp_http_conn_t *c, rp_headbuf_t *b)
 
         rp_headbuf_add_field(b, "Host", 4, a, strlen(a));
     }
-    rp_msg_write_fields(m, b, (c->flags & RP_REQ_ABSOLUTE) ? &l->skip_abs : &l->skip);
+    rp_msg_write_fields(m, b, 0, (c->flags & RP_REQ_ABSOLUTE) ? &l->skip_abs : &l->skip);
     if (xh & RP_XH_FORWARDED_FOR) {
         write_list_field(b, m, RP_F_X_FORWARDED_FOR, "X-Forwarded-For", 15, c->addr,
                          strlen(c->addr));
@@ -732,7 +732,8 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     rp_headbuf_add_lit(b, " ");
     rp_headbuf_add_str(b, reason);
     rp_headbuf_add_lit(b, "\r\n");
-    rp_msg_write_fields(m, b, &c->w->resp_skip);
+    /* the framing and Via are ours */
+    rp_msg_write_fields(m, b, (1u << RP_F_CONTENT_LENGTH) | (1u << RP_F_VIA), NULL);
     write_via(b, m);
     if (final) {
         if (head || rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {

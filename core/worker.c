@@ -409,10 +409,8 @@ rp_worker_t *
 rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
               rp_logset_t *logs)
 {
-    /* the response fields proxy.c writes itself */
-    static const char *const  resp_skip[] = { "content-length", "via" };
-    rp_worker_t              *w;
-    unsigned                  i;
+    rp_worker_t  *w;
+    unsigned      i;
 
     w = rp_xalloc(sizeof(rp_worker_t));
     w->id = id;
@@ -432,7 +430,6 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     w->grace_ev = evtimer_new(w->base, worker_on_grace, w);
     rp_flusher_init(&w->flusher, w->base);
     rp_headbuf_init(&w->head, 4096);
-    rp_names_init(&w->resp_skip, resp_skip, 2);
     w->listeners = rp_xalloc((conf->nlisteners + 1) * sizeof(rp_listener_t *));
     for (i = 0; i < conf->nlisteners; i++) {
         w->listeners[i] = listener_new(w, conf, &conf->listeners[i], fds[i], logs->listeners[i]);
@@ -453,7 +450,6 @@ fail_listeners:
     worker_drop_listeners(w);
     rp_flusher_cleanup(&w->flusher);
     rp_headbuf_cleanup(&w->head);
-    rp_names_cleanup(&w->resp_skip);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);
@@ -516,7 +512,6 @@ rp_worker_free(rp_worker_t *w)
     rp_gen_unref(w->gen);
     rp_flusher_cleanup(&w->flusher);
     rp_headbuf_cleanup(&w->head);
-    rp_names_cleanup(&w->resp_skip);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);

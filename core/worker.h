@@ -72,7 +72,6 @@ struct rp_worker_s {
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     rp_flusher_t               flusher;    /* direct writes of plain sockets           */
     rp_headbuf_t               head;       /* heads are built here, then handed over  */
-    rp_names_t                 resp_skip;  /* response fields we write ourselves      */
     int                        stopping;
 };
 

@@ -603,7 +603,7 @@ test_chunked_trailers(void **state)
         rp_headbuf_init(&out, 8);       /* small: the writers grow it */
         rp_msg_write_trailers(&m, &out);
         expect_headbuf(&out, "X-Sum: 42\r\nHost: trailer-host\r\n");
-        rp_msg_write_fields(&m, &out, NULL);
+        rp_msg_write_fields(&m, &out, 0, NULL);
         expect_headbuf(&out, "Host: a\r\nTrailer: X-Sum\r\n");
         rp_headbuf_cleanup(&out);
         rp_msg_cleanup(&m);
@@ -756,13 +756,13 @@ test_write_fields(void **state)
     rp_names_init(&none, NULL, 0);
     rp_headbuf_init(&out, 16);
     assert_int_equal(parse_req(&m, &r, S(hop_req), 0), sizeof(hop_req) - 1);
-    rp_msg_write_fields(&m, &out, &skip);
+    rp_msg_write_fields(&m, &out, 0, &skip);
     expect_headbuf(&out, "Accept: */*\r\n"
                          "X-Private-Not: kept\r\n"
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
 
-    rp_msg_write_fields(&m, &out, NULL);
+    rp_msg_write_fields(&m, &out, 0, NULL);
     expect_headbuf(&out, "Host: example.com\r\n"
                          "Accept: */*\r\n"
                          "X-Forwarded-For: 10.0.0.1\r\n"
@@ -770,28 +770,43 @@ test_write_fields(void **state)
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
 
-    rp_msg_write_fields(&m, &out, &none);
+    rp_msg_write_fields(&m, &out, 0, &none);
     expect_headbuf(&out, "Host: example.com\r\n"
                          "Accept: */*\r\n"
                          "X-Forwarded-For: 10.0.0.1\r\n"
                          "X-Private-Not: kept\r\n"
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
+
+    /* the same by kind; which kinds the head has */
+    rp_msg_write_fields(&m, &out, (1u << RP_F_HOST) | (1u << RP_F_X_FORWARDED_FOR), NULL);
+    expect_headbuf(&out, "Accept: */*\r\n"
+                         "X-Private-Not: kept\r\n"
+                         "Trailer: X-Sum\r\n"
+                         "User-Agent: t\r\n");
+    assert_true(rp_msg_may_have(&m, RP_F_HOST));
+    assert_true(rp_msg_may_have(&m, RP_F_X_FORWARDED_FOR));
+    assert_true(rp_msg_may_have(&m, RP_F_CONNECTION));
+    assert_false(rp_msg_may_have(&m, RP_F_VIA));
+    assert_false(rp_msg_may_have(&m, RP_F_CONTENT_LENGTH));
 
     /* a field a hook adds is classified like a parsed one: a Connection
      * field it adds makes the fields it names hop-by-hop */
     assert_int_equal(rp_msg_add_field(&m, "connection", 10, "accept", 6), RP_OK);
     assert_int_equal(rp_msg_add_field(&m, "x-forwarded-for", 15, "10.0.0.2", 8), RP_OK);
-    rp_msg_write_fields(&m, &out, &skip);
+    rp_msg_write_fields(&m, &out, 0, &skip);
     expect_headbuf(&out, "X-Private-Not: kept\r\n"
                          "Trailer: X-Sum\r\n"
                          "User-Agent: t\r\n");
     assert_int_equal(m.fields[m.nfields - 1].kind, RP_F_X_FORWARDED_FOR);
+    assert_false(rp_msg_may_have(&m, RP_F_VIA));
+    assert_int_equal(rp_msg_add_field(&m, "Via", 3, "1.1 x", 5), RP_OK);
+    assert_true(rp_msg_may_have(&m, RP_F_VIA));
     rp_msg_cleanup(&m);
 
     /* the simple request keeps names' case, empty values and inner spaces */
     assert_int_equal(parse_req(&m, &r, S(simple_get), 0), sizeof(simple_get) - 1);
-    rp_msg_write_fields(&m, &out, &skip);
+    rp_msg_write_fields(&m, &out, 0, &skip);
     expect_headbuf(&out, "User-Agent: test/1.0\r\n"
                          "Accept: */*\r\n"
                          "X-Empty: \r\n"
@@ -806,7 +821,7 @@ test_write_fields(void **state)
         assert_int_equal(parse_req(&m, &r, S(req), 0), sizeof(req) - 1);
         assert_true(m.flags & RP_MSG_CONN_CLOSE);
         assert_true(m.flags & RP_MSG_CONN_FIELDS);    /* "close" could name a field */
-        rp_msg_write_fields(&m, &out, &skip);
+        rp_msg_write_fields(&m, &out, 0, &skip);
         expect_headbuf(&out, "X-A: 2\r\n");
         rp_msg_cleanup(&m);
     }
