@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #define PROXY_VIA_TOKEN "rproxy"
+#define PROXY_ONE_RECORD (16 * 1024 - 1024)   /* bodies that fit one TLS record with a head */
 
 static void proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc);
 static int  proxy_misdirected(const rp_http_conn_t *c);
@@ -764,6 +765,13 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
         c->flags |= RP_REQ_HEAD_SENT;
     }
     rp_headbuf_add_lit(b, "\r\n");
+    if (final && c->ssl != NULL && (m->parser.flags & F_CONTENT_LENGTH) && !head
+        && m->parser.content_length <= PROXY_ONE_RECORD) {
+        /* bufferevent_openssl makes one TLS record (and one write) per buffer
+         * chain: room for the head and the whole small body in one chain
+         * sends a small answer as one record, not split where a chain ended */
+        evbuffer_expand(bufferevent_get_output(c->bev), b->len + m->parser.content_length);
+    }
     c->bytes_out += proxy_send_head(c->bev, b);
 }
 

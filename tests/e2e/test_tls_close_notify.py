@@ -117,3 +117,70 @@ def test_session_cache_survives_connection_close(backend, rproxy, pki, tmpdir_rp
                        data=req_close)
     assert "HTTP/1.1 200" in out, out[-1500:]
     assert "Reused, TLSv1.2" in out, out[-1500:]
+
+
+def _records_of_answer(port, pki, body_size):
+    """GET /sized with Connection: close over TLS 1.2, the client driven through
+    memory BIOs so that the raw bytes are seen: returns the content types of the
+    TLS records that came after the request (23 application data, 21 alert)
+    and the decrypted answer."""
+    ctx = client_ctx(pki, maxv=ssl.TLSVersion.TLSv1_2)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                s.sendall(out.read())
+            data = s.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    if out.pending:
+        s.sendall(out.read())
+    obj.write(b"GET /sized HTTP/1.1\r\nHost: test.local\r\nX-Size: %d\r\n"
+              b"Connection: close\r\n\r\n" % body_size)
+    s.sendall(out.read())
+    raw = bytearray()
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        raw += data
+    s.close()
+    types, i = [], 0
+    while i + 5 <= len(raw):
+        types.append(raw[i])
+        i += 5 + int.from_bytes(raw[i + 3:i + 5], "big")
+    inc.write(bytes(raw))
+    answer = bytearray()
+    try:
+        while True:
+            got = obj.read(65536)
+            if not got:
+                break
+            answer += got
+    except (ssl.SSLZeroReturnError, ssl.SSLWantReadError):
+        pass
+    return types, bytes(answer)
+
+
+def _sized(conn, q):
+    conn.respond(200, [("Content-Type", "text/plain")], b"s" * int(q.header("X-Size")))
+    return False
+
+
+def test_small_answer_is_one_tls_record(backend, rproxy, pki):
+    """A small answer goes out as one TLS record (head and body together), as
+    nginx and HAProxy send it, not split where a buffer chunk ended: fewer
+    writes and fewer records for the client to decrypt."""
+    be = backend(handler=_sized)
+    p = rproxy(config({"app1": (be.address, "")},
+                      ['address = "127.0.0.1:@PORT@", ' + tls_table(pki)]))
+    for size in (100, 1024, 4000, 12000):
+        types, answer = _records_of_answer(p.port, pki, size)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"s" * size), answer[:200]
+        assert types.count(23) == 1, (size, types)
+        assert types[-1] == 21, types               # then close_notify
