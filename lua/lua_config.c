@@ -3,6 +3,8 @@
  * declaration copies what it needs into C, and nothing points into Lua. */
 #include "lua_config.h"
 
+#include "lua_sandbox.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -2204,35 +2206,6 @@ config_finish(config_ctx_t *ctx)
 
 
 /* ---- the load -------------------------------------------------------------- */
-
-static int
-config_no_exit(lua_State *L)
-{
-    return luaL_error(L, "os.exit is not available to a policy (stop rproxy with SIGTERM)");
-}
-
-void
-rp_lua_open_libs(lua_State *L)
-{
-    luaL_openlibs(L);
-    lua_createtable(L, 0, 2);                             /* mini */
-    lua_getglobal(L, "debug");                            /* mini debug */
-    lua_getfield(L, -1, "traceback");
-    lua_setfield(L, -3, "traceback");
-    lua_getfield(L, -1, "getinfo");
-    lua_setfield(L, -3, "getinfo");
-    lua_pop(L, 1);                                        /* mini */
-    lua_pushvalue(L, -1);
-    lua_setglobal(L, "debug");                            /* mini */
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);   /* mini loaded */
-    lua_insert(L, -2);                                    /* loaded mini */
-    lua_setfield(L, -2, "debug");                         /* loaded: require "debug" too */
-    lua_pop(L, 1);
-    lua_getglobal(L, "os");
-    lua_pushcfunction(L, config_no_exit);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
-}
 
 void
 rp_lua_config_package_path(lua_State *L, const char *conf_path)

@@ -7,13 +7,6 @@
 
 #include <lua.h>
 
-/* The standard libraries for a policy (the loader's state and each worker's),
- * minus what would defeat the proxy's guards: `debug` keeps only traceback and
- * getinfo (sethook would remove the instruction budget; setupvalue and
- * setmetatable could hand rproxy's C functions values they never expect) and
- * os.exit raises instead of ending the process. Raises on memory errors. */
-void rp_lua_open_libs(lua_State *L);
-
 /* Prepends "DIR/?.lua;DIR/scripts/?.lua;" to package.path, DIR being the
  * directory of conf_path made absolute (so a later chdir() does not break
  * require). A worker's state calls it too, so that require finds the same

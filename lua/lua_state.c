@@ -7,6 +7,7 @@
 #include "log.h"
 #include "lua_balancer.h"
 #include "lua_config.h"
+#include "lua_sandbox.h"
 #include "lua_request.h"
 
 #include <lauxlib.h>

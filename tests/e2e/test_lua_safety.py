@@ -313,6 +313,58 @@ def test_debug_traceback_and_getinfo_remain(backend, rproxy):
     assert r.body.endswith(b" same info"), r.body
 
 
+BYTECODE_LUA = r"""
+local dir = debug.getinfo(1, "S").source:match("^@(.*)/")
+local BC = string.dump(function() return "from bytecode" end)
+local BCFILE = dir .. "/bc_mod.lua"
+local f = assert(io.open(BCFILE, "wb"))
+f:write(BC)
+f:close()
+local function show(...)
+    local t = table.pack(...)
+    for i = 1, t.n do t[i] = tostring(t[i]) end
+    return table.concat(t, "|")
+end
+function rproxy.on_request(req)
+    local p = req.path
+    if p == "/load" then
+        return req:respond(200, show(load(BC)))
+    elseif p == "/load-b" then
+        return req:respond(200, show(load(BC, "bc", "b")))
+    elseif p == "/loadfile" then
+        return req:respond(200, show(loadfile(BCFILE, "bt")))
+    elseif p == "/dofile" then
+        return req:respond(200, show(pcall(dofile, BCFILE)))
+    elseif p == "/require" then
+        return req:respond(200, show(pcall(require, "bc_mod")))
+    elseif p == "/text" then
+        local a = load("return 40 + 2")
+        local b = load("return x", "c", "t", { x = 7 })
+        local c = load("return y", "c", "bt")
+        return req:respond(200, show(a(), b(), c()))
+    end
+end
+"""
+
+
+@pytest.mark.parametrize("path", ["/load", "/load-b", "/loadfile", "/dofile", "/require"])
+def test_precompiled_chunks_are_refused(backend, rproxy, path):
+    """Lua does not verify bytecode, and a crafted chunk can corrupt memory:
+    load, loadfile, dofile and require take Lua source only."""
+    be, p = start(backend, rproxy, BYTECODE_LUA)
+    r = get(p, path)
+    assert r.status == 200, r
+    assert b"binary chunk" in r.body, r.body
+    assert b"from bytecode" not in r.body, r.body
+    assert_serves(p, be)
+
+
+def test_source_chunks_still_load(backend, rproxy):
+    be, p = start(backend, rproxy, BYTECODE_LUA)
+    r = get(p, "/text")
+    assert r.status == 200 and r.body == b"42|7|nil", r.body
+
+
 def test_runaway_timer_is_stopped(backend, rproxy):
     be, p = start(backend, rproxy, r"""
 rproxy.every(0.05, function() while true do end end)

@@ -1,0 +1,17 @@
+/* lua_sandbox.h: the standard libraries a policy's lua_State gets. */
+#ifndef RP_LUA_SANDBOX_H
+#define RP_LUA_SANDBOX_H
+
+#include <lua.h>
+
+/* Opens the standard libraries for a policy (the loader's state and each
+ * worker's), minus what would defeat the proxy's guards: `debug` keeps only
+ * traceback and getinfo (sethook would remove the instruction budget;
+ * setupvalue and setmetatable could hand rproxy's C functions values they
+ * never expect), os.exit raises instead of ending the process, and load,
+ * loadfile, dofile and require take Lua source only (precompiled chunks are
+ * not verified by Lua: a crafted one can corrupt memory). Raises on memory
+ * errors. */
+void rp_lua_open_libs(lua_State *L);
+
+#endif
