@@ -39,16 +39,6 @@ static void conn_close(rp_http_conn_t *c);
 
 static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
 
-static struct timeval
-tv_of(double s)
-{
-    struct timeval  tv;
-
-    tv.tv_sec = (time_t) s;
-    tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
-    return tv;
-}
-
 static void
 conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
 {
@@ -63,7 +53,7 @@ conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
 static void
 conn_set_timeouts(rp_http_conn_t *c, int body)
 {
-    struct timeval  r = tv_of(c->lc->read_timeout), w = tv_of(c->lc->write_timeout);
+    struct timeval  r = rp_timeval(c->lc->read_timeout), w = rp_timeval(c->lc->write_timeout);
 
     bufferevent_set_timeouts(c->bev, body ? &r : NULL, &w);
     c->body_timeout = body;
@@ -81,7 +71,7 @@ rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
 static void
 conn_arm_timer(rp_http_conn_t *c, double t)
 {
-    struct timeval  tv = tv_of(t);
+    struct timeval  tv = rp_timeval(t);
 
     evtimer_add(c->timer, &tv);
 }
@@ -113,8 +103,7 @@ conn_new_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int 
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     c->ssl = ssl;
     c->handshaking = 1;
-    tv.tv_sec = (time_t) lc->tls->handshake_timeout;
-    tv.tv_usec = (suseconds_t) ((lc->tls->handshake_timeout - (double) tv.tv_sec) * 1e6);
+    tv = rp_timeval(lc->tls->handshake_timeout);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     return RP_OK;
 }
@@ -309,7 +298,7 @@ conn_begin_request(rp_http_conn_t *c)
     rp_config_ref(c->lc_ref);
     c->gen = c->w->gen;
     rp_gen_ref(c->gen);
-    tv = tv_of(c->lc->read_timeout);
+    tv = rp_timeval(c->lc->read_timeout);
     c->flags = 0;
     c->status = 0;
     c->t_start = rp_now();
@@ -442,7 +431,7 @@ conn_on_read(struct bufferevent *bev, void *arg)
 static void
 conn_linger(rp_http_conn_t *c)
 {
-    struct timeval  tv = tv_of(CONN_LINGER_SECONDS);
+    struct timeval  tv = rp_timeval(CONN_LINGER_SECONDS);
 
     if (c->ssl != NULL && !c->handshaking) {
         /* RFC 8446 §6.1: close_notify before our write side closes, so the

@@ -41,16 +41,6 @@ static const rp_upstream_user_t  proxy_user = {
 
 const rp_msg_handler_t  rp_proxy_resp_handler = { resp_on_head, resp_on_body, resp_on_complete };
 
-static struct timeval
-tv_of(double s)
-{
-    struct timeval  tv;
-
-    tv.tv_sec = (time_t) s;
-    tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
-    return tv;
-}
-
 static rp_http_conn_t *
 pending_conn(rp_pending_t *p)
 {
@@ -178,7 +168,7 @@ proxy_acquire(rp_http_conn_t *c)
         rp_target_enqueue(c->target, &c->pending);
         c->state = RP_CONN_WAIT;
         bufferevent_disable(c->bev, EV_READ);
-        tv = tv_of(c->lc->pending_timeout);
+        tv = rp_timeval(c->lc->pending_timeout);
         evtimer_add(c->timer, &tv);
         return;
     default:

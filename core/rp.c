@@ -53,3 +53,13 @@ rp_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
+
+struct timeval
+rp_timeval(double s)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = (time_t) s;
+    tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
+    return tv;
+}

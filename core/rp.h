@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 #define RP_OK        0
 #define RP_ERROR    -1
@@ -37,5 +38,8 @@ char *rp_xstrndup(const char *s, size_t n);
 
 /* Monotonic clock in seconds. */
 double rp_now(void);
+
+/* s seconds as the struct timeval libevent takes. */
+struct timeval rp_timeval(double s);
 
 #endif

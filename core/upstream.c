@@ -202,8 +202,7 @@ uc_down(rp_upstream_conn_t *uc, const char *why)
         backend_fail_stranded(b);
         return;
     }
-    tv.tv_sec = (time_t) delay;
-    tv.tv_usec = (suseconds_t) ((delay - (double) tv.tv_sec) * 1e6);
+    tv = rp_timeval(delay);
     evtimer_add(uc->retry, &tv);
     backend_fail_stranded(b);
 }
@@ -242,8 +241,7 @@ uc_connect(rp_upstream_conn_t *uc)
     }
     bufferevent_setcb(uc->bev, uc_on_read, uc_on_write, uc_on_event, uc);
     bufferevent_setwatermark(uc->bev, EV_READ, 0, UC_READ_HIGH_WATERMARK);
-    tv.tv_sec = (time_t) t;
-    tv.tv_usec = (suseconds_t) ((t - (double) tv.tv_sec) * 1e6);
+    tv = rp_timeval(t);
     bufferevent_set_timeouts(uc->bev, NULL, &tv);   /* a connect is a write */
     uc->write_s = -1;                               /* rp_upstream_start sets it */
     uc_set_state(uc, RP_UC_CONNECTING);
@@ -546,10 +544,8 @@ rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *a
 static void
 uc_arm_deadline(rp_upstream_conn_t *uc, double t)
 {
-    struct timeval  tv;
+    struct timeval  tv = rp_timeval(t);
 
-    tv.tv_sec = (time_t) t;
-    tv.tv_usec = (suseconds_t) ((t - (double) tv.tv_sec) * 1e6);
     evtimer_add(uc->deadline, &tv);
 }
 
@@ -578,11 +574,10 @@ void
 rp_upstream_start(rp_upstream_conn_t *uc)
 {
     const rp_backend_conf_t  *bc = uc->b->conf;
-    struct timeval            w;
 
     if (uc->write_s != bc->write_timeout) {     /* once a socket, or after a reload */
-        w.tv_sec = (time_t) bc->write_timeout;
-        w.tv_usec = (suseconds_t) ((bc->write_timeout - (double) w.tv_sec) * 1e6);
+        struct timeval  w = rp_timeval(bc->write_timeout);
+
         bufferevent_set_timeouts(uc->bev, NULL, &w);
         uc->write_s = bc->write_timeout;
     }

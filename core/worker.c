@@ -267,8 +267,7 @@ worker_begin_stop(rp_worker_t *w)
         next = TAILQ_NEXT(c, link);
         rp_http_conn_shutdown(c);          /* may free c */
     }
-    tv.tv_sec = (time_t) grace;
-    tv.tv_usec = (suseconds_t) ((grace - (double) tv.tv_sec) * 1e6);
+    tv = rp_timeval(grace);
     evtimer_add(w->grace_ev, &tv);
     worker_maybe_exit(w);
 }

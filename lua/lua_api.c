@@ -11,7 +11,6 @@
 
 #include <event2/event.h>
 #include <lauxlib.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -119,8 +118,7 @@ l_every(lua_State *L)
     t->ev = event_new(lua->w->base, -1, EV_PERSIST, timer_on_fire, t);
     t->next = lua->timers;
     lua->timers = t;
-    tv.tv_sec = (time_t) s;
-    tv.tv_usec = (suseconds_t) ((s - floor(s)) * 1e6);
+    tv = rp_timeval(s);
     event_add(t->ev, &tv);
     return 0;
 }
