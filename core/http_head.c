@@ -278,29 +278,72 @@ name_is(const rp_msg_t *m, const rp_hdr_t *f, const char *name, size_t nlen)
     return nlen > 0 && f->name_len == nlen && strncasecmp(m->buf + f->name, name, nlen) == 0;
 }
 
+/* The next token of the comma-separated list [*v, end), without the spaces
+ * around it, or NULL at the end; *v moves past it. */
+static const char *
+list_next_token(const char **v, const char *end, size_t *len)
+{
+    const char  *p = *v, *s, *e;
+
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+        p++;
+    }
+    if (p == end) {
+        *v = p;
+        return NULL;
+    }
+    s = p;
+    while (p < end && *p != ',') {
+        p++;
+    }
+    e = p;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+        e--;
+    }
+    *v = p;
+    *len = (size_t) (e - s);
+    return s;
+}
+
+static int
+token_is(const char *s, size_t n, const char *t, size_t tlen)
+{
+    return n == tlen && strncasecmp(s, t, tlen) == 0;
+}
+
 /* Does the comma-separated list v contain token t (case-insensitive)? */
 static int
 list_has_token(const char *v, size_t vlen, const char *t, size_t tlen)
 {
-    const char  *end = v + vlen, *s, *e;
+    const char  *end = v + vlen, *s;
+    size_t       n;
 
-    while (v < end) {
-        while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) {
-            v++;
-        }
-        s = v;
-        while (v < end && *v != ',') {
-            v++;
-        }
-        e = v;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
-            e--;
-        }
-        if ((size_t) (e - s) == tlen && strncasecmp(s, t, tlen) == 0) {
+    while ((s = list_next_token(&v, end, &n)) != NULL) {
+        if (token_is(s, n, t, tlen)) {
             return 1;
         }
     }
     return 0;
+}
+
+/* What a Connection value says, in one pass: close, keep-alive, and whether
+ * it names anything else (fields that forwarding must then drop). */
+static unsigned
+conn_options(const char *v, size_t vlen)
+{
+    const char  *end = v + vlen, *s;
+    size_t       n;
+    unsigned     flags = 0;
+
+    while ((s = list_next_token(&v, end, &n)) != NULL) {
+        if (token_is(s, n, "keep-alive", 10)) {
+            flags |= RP_MSG_CONN_KA;
+        } else {
+            /* "close" too: it could name a field called Close */
+            flags |= RP_MSG_CONN_FIELDS | (token_is(s, n, "close", 5) ? RP_MSG_CONN_CLOSE : 0);
+        }
+    }
+    return flags;
 }
 
 rp_field_kind_e
@@ -326,32 +369,6 @@ rp_field_kind(const char *name, size_t nlen)
 #undef KIND_IS
 }
 
-/* Does a Connection value name anything besides keep-alive (which is
- * hop-by-hop anyway)? Then forwarding must look the listed names up. */
-static int
-conn_names_fields(const char *v, size_t vlen)
-{
-    const char  *end = v + vlen, *s, *e;
-
-    while (v < end) {
-        while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) {
-            v++;
-        }
-        s = v;
-        while (v < end && *v != ',') {
-            v++;
-        }
-        e = v;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
-            e--;
-        }
-        if (e > s && !((size_t) (e - s) == 10 && strncasecmp(s, "keep-alive", 10) == 0)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Classifies a completed field and notes what it means for framing and
  * forwarding. */
 static void
@@ -370,15 +387,7 @@ msg_note_field(rp_msg_t *m, rp_hdr_t *f)
         m->host_field = (int) (f - m->fields);
         break;
     case RP_F_CONNECTION:
-        if (list_has_token(v, f->value_len, "close", 5)) {
-            m->flags |= RP_MSG_CONN_CLOSE;
-        }
-        if (list_has_token(v, f->value_len, "keep-alive", 10)) {
-            m->flags |= RP_MSG_CONN_KA;
-        }
-        if (conn_names_fields(v, f->value_len)) {
-            m->flags |= RP_MSG_CONN_FIELDS;
-        }
+        m->flags |= conn_options(v, f->value_len);
         break;
     case RP_F_TRANSFER_ENCODING:
         m->flags |= RP_MSG_HAS_TE;
@@ -387,7 +396,7 @@ msg_note_field(rp_msg_t *m, rp_hdr_t *f)
         m->flags |= RP_MSG_HAS_CL;
         break;
     case RP_F_EXPECT:
-        if (f->value_len == 12 && strncasecmp(v, "100-continue", 12) == 0) {
+        if (token_is(v, f->value_len, "100-continue", 12)) {
             m->flags |= RP_MSG_EXPECT_100;
         }
         break;
@@ -854,8 +863,8 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
     f->value_len = (uint32_t) vlen;
     f->kind = rp_field_kind(name, nlen);
     m->kinds |= 1u << f->kind;
-    if (f->kind == RP_F_CONNECTION && conn_names_fields(value, vlen)) {
-        m->flags |= RP_MSG_CONN_FIELDS;
+    if (f->kind == RP_F_CONNECTION) {
+        m->flags |= conn_options(value, vlen) & RP_MSG_CONN_FIELDS;   /* framing is decided */
     }
     return RP_OK;
 }
