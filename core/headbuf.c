@@ -97,6 +97,14 @@ rp_headbuf_add_uint(rp_headbuf_t *b, uint64_t v)
 }
 
 void
+rp_headbuf_add_uint_field(rp_headbuf_t *b, const char *name, size_t nlen, uint64_t v)
+{
+    char  s[21];
+
+    rp_headbuf_add_field(b, name, nlen, s, rp_fmt_uint(s, v));
+}
+
+void
 rp_headbuf_add_hex(rp_headbuf_t *b, uint64_t v)
 {
     char  s[17];

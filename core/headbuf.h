@@ -51,6 +51,9 @@ rp_headbuf_add_str(rp_headbuf_t *b, const char *s)
 void rp_headbuf_add_field(rp_headbuf_t *b, const char *name, size_t nlen, const char *value,
                           size_t vlen);
 
+/* "name: v\r\n", v in decimal (Content-Length). */
+void rp_headbuf_add_uint_field(rp_headbuf_t *b, const char *name, size_t nlen, uint64_t v);
+
 /* v in decimal / in lowercase hex (chunk sizes). */
 void rp_headbuf_add_uint(rp_headbuf_t *b, uint64_t v);
 void rp_headbuf_add_hex(rp_headbuf_t *b, uint64_t v);

@@ -469,9 +469,7 @@ proxy_write_request_head(rp_http_conn_t *c, rp_headbuf_t *b)
         c->flags |= RP_REQ_OUT_CHUNKED;
         rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");
     } else if (m->flags & RP_MSG_HAS_CL) {
-        rp_headbuf_add_lit(b, "Content-Length: ");
-        rp_headbuf_add_uint(b, c->req_cl);
-        rp_headbuf_add_lit(b, "\r\n");
+        rp_headbuf_add_uint_field(b, "Content-Length", 14, c->req_cl);
     }
     rp_headbuf_add_lit(b, "\r\n");
 }
@@ -733,9 +731,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
                 rp_headbuf_add_field(b, "Content-Length", 14, cl, cllen);
             }
         } else if (m->parser.flags & F_CONTENT_LENGTH) {
-            rp_headbuf_add_lit(b, "Content-Length: ");
-            rp_headbuf_add_uint(b, m->parser.content_length);
-            rp_headbuf_add_lit(b, "\r\n");
+            rp_headbuf_add_uint_field(b, "Content-Length", 14, m->parser.content_length);
         } else if (client11) {
             c->flags |= RP_RESP_CHUNKED;
             rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");

@@ -893,7 +893,8 @@ test_headbuf(void **state)
     rp_headbuf_add_lit(&b, "\r\n");
     rp_headbuf_add_field(&b, "X-A", 3, "", 0);
     rp_headbuf_add_hex(&b, 4096);
-    expect_headbuf(&b, "Content-Length: 1048576\r\nX-A: \r\n1000");
+    rp_headbuf_add_uint_field(&b, "X-N", 3, 0);
+    expect_headbuf(&b, "Content-Length: 1048576\r\nX-A: \r\n1000X-N: 0\r\n");
     /* growing past many doublings keeps what was there */
     for (i = 0, total = 0; i < 10000; i++) {
         rp_headbuf_add(&b, "0123456789", i % 11);
