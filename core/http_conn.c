@@ -418,9 +418,8 @@ conn_on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         return;
     }
-    if (c->ssl == NULL
-        && evbuffer_get_length(bufferevent_get_input(bev)) >= RP_LIBEVENT_READ_MAX) {
-        rp_sock_read_more(bev, CONN_READ_HIGH_WATERMARK);     /* a body is streaming */
+    if (c->ssl == NULL) {
+        rp_sock_read_more(bev, CONN_READ_HIGH_WATERMARK);
     }
     rp_http_conn_parse(c);
 }

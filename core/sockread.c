@@ -7,7 +7,8 @@
 #include <event2/bufferevent.h>
 #include <sys/uio.h>
 
-#define SOCKREAD_CHUNK (256 * 1024)   /* bytes asked of one readv() */
+#define SOCKREAD_CHUNK     (256 * 1024)   /* bytes asked of one readv()        */
+#define SOCKREAD_LIBEVENT  4096           /* libevent 2.1's EVBUFFER_MAX_READ  */
 
 size_t
 rp_sock_read_more(struct bufferevent *bev, size_t limit)
@@ -19,6 +20,9 @@ rp_sock_read_more(struct bufferevent *bev, size_t limit)
     ssize_t                 n;
     int                     nvec, i, used;
 
+    if (evbuffer_get_length(in) < SOCKREAD_LIBEVENT) {
+        return 0;                          /* a small read: the kernel is empty */
+    }
     /* a socket bufferevent freezes the end of its input outside its own
      * read: this is that read, done bigger */
     evbuffer_unfreeze(in, 0);

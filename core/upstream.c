@@ -296,9 +296,8 @@ uc_on_read(struct bufferevent *bev, void *arg)
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
         uc->read_at = rp_now();
-        if (uc->ssl == NULL
-            && evbuffer_get_length(bufferevent_get_input(bev)) >= RP_LIBEVENT_READ_MAX) {
-            rp_sock_read_more(bev, UC_READ_HIGH_WATERMARK);   /* a body is streaming */
+        if (uc->ssl == NULL) {
+            rp_sock_read_more(bev, UC_READ_HIGH_WATERMARK);
         }
         uc->user->on_read(uc, uc->arg);
         return;
