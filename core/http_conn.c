@@ -763,9 +763,7 @@ rp_http_conn_finish(rp_http_conn_t *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     rp_http_conn_body_timeout(c, 0);
     conn_arm_timer(c, c->lc->keepalive_timeout);
-    if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
-        bufferevent_enable(c->bev, EV_READ);
-    }
+    rp_sock_reads_on(c->bev);
     if (evbuffer_get_length(in) > 0) {
         rp_http_conn_parse(c);             /* a pipelined request is already here */
     }

@@ -9,6 +9,7 @@
 #include "lua_request.h"
 #include "lua_state.h"
 #include "match.h"
+#include "sockread.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -496,9 +497,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
         rp_http_conn_body_timeout(c, (c->flags & RP_REQ_HAS_BODY) != 0);
-        if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
-            bufferevent_enable(c->bev, EV_READ);     /* off while it waited */
-        }
+        rp_sock_reads_on(c->bev);          /* off while it waited */
         rp_http_conn_parse(c);             /* body bytes may be buffered already */
     }
 }

@@ -1,10 +1,11 @@
 /* sockread.c: large direct reads of plain sockets into a bufferevent's
- * input (see sockread.h for why). */
+ * input, and turning reads on only when off (see sockread.h for why). */
 #include "sockread.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <sys/uio.h>
 
 #define SOCKREAD_CHUNK     (256 * 1024)   /* bytes asked of one readv()        */
@@ -59,4 +60,12 @@ rp_sock_read_more(struct bufferevent *bev, size_t limit)
     }
     evbuffer_freeze(in, 0);
     return added;
+}
+
+void
+rp_sock_reads_on(struct bufferevent *bev)
+{
+    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+        bufferevent_enable(bev, EV_READ);
+    }
 }

@@ -1,4 +1,6 @@
-/* sockread.h: bigger reads of plain sockets than libevent 2.1 makes.
+/* sockread.h: reading sockets through bufferevents, cheaper than libevent
+ * 2.1 alone: bigger reads of plain sockets, and no event re-arm to turn on
+ * reads that are on already.
  * A socket bufferevent reads at most 4096 bytes per readiness event (its
  * EVBUFFER_MAX_READ), each after an ioctl(FIONREAD): a 100 MiB body then
  * costs 25,600 wakeups. The owner's read callback calls rp_sock_read_more()
@@ -19,5 +21,9 @@ struct bufferevent;
  * input holds limit bytes. Returns the bytes added; EOF and errors are left
  * for libevent's next read to report. */
 size_t rp_sock_read_more(struct bufferevent *bev, size_t limit);
+
+/* Turns bev's reads on unless they are: bufferevent_enable() re-adds the
+ * read event (its timeout, an epoll change) even when nothing changes. */
+void rp_sock_reads_on(struct bufferevent *bev);
 
 #endif

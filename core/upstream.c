@@ -131,9 +131,7 @@ uc_became_idle(rp_upstream_conn_t *uc)
     uc->got_bytes = 0;
     evtimer_del(uc->deadline);
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    if (!(bufferevent_get_enabled(uc->bev) & EV_READ)) {
-        bufferevent_enable(uc->bev, EV_READ);    /* an idle socket notices a close */
-    }
+    rp_sock_reads_on(uc->bev);             /* an idle socket notices a close */
     p = backend_oldest_pending(uc->b);
     if (p == NULL && (rp_worker_stopping(uc->b->w) || uc->b->retired)) {
         uc_free_socket(uc);              /* nobody will need it again */
@@ -593,9 +591,7 @@ rp_upstream_pause(rp_upstream_conn_t *uc)
 void
 rp_upstream_resume(rp_upstream_conn_t *uc)
 {
-    if (!(bufferevent_get_enabled(uc->bev) & EV_READ)) {
-        bufferevent_enable(uc->bev, EV_READ);
-    }
+    rp_sock_reads_on(uc->bev);
     uc->read_at = rp_now();
     uc_arm_deadline(uc, uc->b->conf->read_timeout);
 }
