@@ -447,20 +447,21 @@ conn_linger(rp_http_conn_t *c)
 
 /* Can the client still be sending? Lingering protects an answer from the
  * RST that closing a socket with unread input sends; like nginx, we skip it
- * when the request was read whole, nothing of it is left over and the
- * kernel holds no more bytes from the client (not asked when the client
- * itself asked to close: it sends nothing more). TLS always lingers: the
- * client's close_notify may be on its way. */
+ * when the request was read whole (an early answer or an error may leave
+ * some arriving), nothing of it is left over and the kernel holds no more
+ * bytes from the client (not asked when the client itself asked to close:
+ * it sends nothing more). TLS always lingers: the client's close_notify may
+ * be on its way. The last request's flags stay set while closing. */
 static int
 conn_may_have_input(rp_http_conn_t *c)
 {
     int  n = 0;
 
-    if (c->linger_always || c->ssl != NULL
+    if (!(c->flags & RP_REQ_DONE) || c->ssl != NULL
         || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         return 1;
     }
-    return !c->client_closes
+    return !(c->flags & RP_REQ_CLIENT_CLOSES)
            && (ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) != 0 || n > 0);
 }
 
@@ -500,10 +501,6 @@ conn_close(rp_http_conn_t *c)
     }
     evtimer_del(c->timer);
     rp_proxy_detach(c, 0);
-    /* a request not read to its end (an early answer, an error) may still
-     * be arriving */
-    c->linger_always = !(c->flags & RP_REQ_DONE);
-    c->client_closes = (c->flags & RP_REQ_CLIENT_CLOSES) != 0;
     conn_set_state(c, RP_CONN_CLOSING);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);

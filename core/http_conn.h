@@ -107,8 +107,6 @@ struct rp_http_conn_s {
     int                          handshaking; /* TLS handshake not finished yet             */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
-    int                          linger_always; /* closing before the request was read   */
-    int                          client_closes; /* closing because the client asked to    */
     int                          body_timeout; /* the socket's read timeout is on          */
     double                       write_timeout; /* the socket's write timeout, s           */
 };
