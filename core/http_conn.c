@@ -53,9 +53,9 @@ conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
 static void
 conn_set_timeouts(rp_http_conn_t *c, int body)
 {
-    struct timeval  r = rp_timeval(c->lc->read_timeout), w = rp_timeval(c->lc->write_timeout);
+    struct timeval  w = rp_timeval(c->lc->write_timeout);
 
-    bufferevent_set_timeouts(c->bev, body ? &r : NULL, &w);
+    rp_reader_set_timeouts(&c->reader, body ? c->lc->read_timeout : 0, &w);
     c->body_timeout = body;
     c->write_timeout = c->lc->write_timeout;
 }
@@ -181,7 +181,10 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         rp_config_ref(c->sock_conf);
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH_WATERMARK);
+    rp_reader_init(&c->reader, c->bev, CONN_READ_HIGH_WATERMARK, c->ssl == NULL);
+    if (c->ssl == NULL) {
+        rp_reader_attach(&c->reader, w->base, w->read_scratch);
+    }
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
     c->req.max_line = (uint32_t) lc->max_request_line;
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
@@ -195,7 +198,7 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         conn_set_timeouts(c, 0);
         conn_arm_timer(c, lc->read_timeout);       /* for the first request */
     }
-    bufferevent_enable(c->bev, EV_READ);
+    rp_reader_on(&c->reader);
     rp_worker_conn_added(w, c);
 }
 
@@ -249,6 +252,7 @@ conn_destroy(rp_http_conn_t *c)
         free(c->tls_facts);
     }
     rp_flush_detach(&c->flush);
+    rp_reader_detach(&c->reader);
     bufferevent_free(c->bev);
     if (c->sock_conf != NULL) {
         rp_config_unref(c->sock_conf);
@@ -280,7 +284,8 @@ conn_release(rp_http_conn_t *c)
         c->closed = 1;
         conn_set_state(c, RP_CONN_CLOSING);
         evtimer_del(c->timer);
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        rp_reader_off(&c->reader);
+        bufferevent_disable(c->bev, EV_WRITE);
         rp_http_conn_unref(c);
     }
 }
@@ -394,6 +399,7 @@ conn_parse_loop(rp_http_conn_t *c)
             break;
         }
     }
+    rp_reader_drained(&c->reader);
 }
 
 void
@@ -416,10 +422,8 @@ conn_on_read(struct bufferevent *bev, void *arg)
 
     if (c->state == RP_CONN_CLOSING) {
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        rp_reader_drained(&c->reader);
         return;
-    }
-    if (c->ssl == NULL) {
-        rp_sock_read_more(bev, CONN_READ_HIGH_WATERMARK);
     }
     rp_http_conn_parse(c);
 }
@@ -430,8 +434,6 @@ conn_on_read(struct bufferevent *bev, void *arg)
 static void
 conn_linger(rp_http_conn_t *c)
 {
-    struct timeval  tv = rp_timeval(CONN_LINGER_SECONDS);
-
     if (c->ssl != NULL && !c->handshaking) {
         /* RFC 8446 §6.1: close_notify before our write side closes, so the
          * client can tell the end of the answer from a truncation */
@@ -439,9 +441,9 @@ conn_linger(rp_http_conn_t *c)
     }
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    rp_reader_set_timeouts(&c->reader, CONN_LINGER_SECONDS, NULL);
+    rp_reader_set_limit(&c->reader, 0);
+    rp_reader_on(&c->reader);
     c->lingering = 1;                      /* the next event (EOF, timeout) frees */
 }
 
@@ -502,7 +504,7 @@ conn_close(rp_http_conn_t *c)
     evtimer_del(c->timer);
     rp_proxy_detach(c, 0);
     conn_set_state(c, RP_CONN_CLOSING);
-    bufferevent_disable(c->bev, EV_READ);
+    rp_reader_off(&c->reader);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_output_done(c);
@@ -760,7 +762,7 @@ rp_http_conn_finish(rp_http_conn_t *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     rp_http_conn_body_timeout(c, 0);
     conn_arm_timer(c, c->lc->keepalive_timeout);
-    rp_sock_reads_on(c->bev);
+    rp_reader_on(&c->reader);
     if (evbuffer_get_length(in) > 0) {
         rp_http_conn_parse(c);             /* a pipelined request is already here */
     }

@@ -106,6 +106,7 @@ struct rp_http_conn_s {
     void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
     int                          handshaking; /* TLS handshake not finished yet             */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
+    rp_reader_t                  reader;      /* reads: own (plain) or bev's (TLS)          */
     int                          lingering;   /* half-closed, dropping the client's bytes  */
     int                          body_timeout; /* the socket's read timeout is on          */
     double                       write_timeout; /* the socket's write timeout, s           */

@@ -168,7 +168,7 @@ proxy_acquire(rp_http_conn_t *c)
         }
         rp_target_enqueue(c->target, &c->pending);
         c->state = RP_CONN_WAIT;
-        bufferevent_disable(c->bev, EV_READ);
+        rp_reader_off(&c->reader);
         tv = rp_timeval(c->lc->pending_timeout);
         evtimer_add(c->timer, &tv);
         return;
@@ -497,7 +497,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
         rp_http_conn_body_timeout(c, (c->flags & RP_REQ_HAS_BODY) != 0);
-        rp_sock_reads_on(c->bev);          /* off while it waited */
+        rp_reader_on(&c->reader);          /* off while it waited */
         rp_http_conn_parse(c);             /* body bytes may be buffered already */
     }
 }
@@ -520,7 +520,7 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
         && !(c->flags & RP_REQ_BLOCKED)) {
         /* back-pressure: stop reading the client until the backend drains */
         c->flags |= RP_REQ_BLOCKED;
-        bufferevent_disable(c->bev, EV_READ);
+        rp_reader_off(&c->reader);
         bufferevent_setwatermark(c->uc->bev, EV_WRITE, c->uc->b->conf->high_watermark / 2, 0);
     }
 }
@@ -580,7 +580,7 @@ proxy_on_up_drain(rp_upstream_conn_t *uc, void *arg)
     c->flags &= ~RP_REQ_BLOCKED;
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     if (!(c->flags & RP_REQ_DONE)) {
-        bufferevent_enable(c->bev, EV_READ);
+        rp_reader_on(&c->reader);
         rp_http_conn_parse(c);
     }
 }
@@ -629,6 +629,9 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
         if (rc == 0) {
             break;
         }
+    }
+    if (c->uc == uc) {
+        rp_reader_drained(&uc->reader);
     }
     if (c->uc == uc && (c->flags & RP_UP_EOF) && !(c->flags & RP_RESP_BLOCKED)
         && evbuffer_get_length(in) == 0) {

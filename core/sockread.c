@@ -1,37 +1,170 @@
-/* sockread.c: large direct reads of plain sockets into a bufferevent's
- * input, and turning reads on only when off (see sockread.h for why). */
+/* sockread.c: own reads of plain sockets into a bufferevent's input (see
+ * sockread.h for why). */
 #include "sockread.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
-#define SOCKREAD_CHUNK     (256 * 1024)   /* bytes asked of one readv()        */
-#define SOCKREAD_LIBEVENT  4096           /* libevent 2.1's EVBUFFER_MAX_READ  */
+#define SOCKREAD_CHUNK (256 * 1024)       /* bytes asked of one bulk readv()   */
 
-size_t
-rp_sock_read_more(struct bufferevent *bev, size_t limit)
+static void reader_on_ready(evutil_socket_t fd, short what, void *arg);
+
+void
+rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int plain)
 {
-    struct evbuffer        *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec   vec[2];
-    struct iovec            iov[2];
-    size_t                  added = 0, want, len, got, take;
-    ssize_t                 n;
-    int                     nvec, i, used;
-
-    if (evbuffer_get_length(in) < SOCKREAD_LIBEVENT) {
-        return 0;                          /* a small read: the kernel is empty */
+    r->bev = bev;
+    r->limit = limit;
+    r->timeout = 0;
+    r->own = r->on = r->added = r->bulk = 0;
+    if (!plain) {
+        bufferevent_setwatermark(bev, EV_READ, 0, limit);
     }
+}
+
+static int
+reader_full(const rp_reader_t *r)
+{
+    return r->limit > 0 && evbuffer_get_length(bufferevent_get_input(r->bev)) >= r->limit;
+}
+
+/* Adds the read event unless the input is full; with the timeout, which an
+ * EV_PERSIST event re-arms on each read (inactivity). */
+static void
+reader_add(rp_reader_t *r)
+{
+    struct timeval  tv;
+
+    if (reader_full(r)) {
+        return;                            /* rp_reader_drained() adds it */
+    }
+    tv = rp_timeval(r->timeout);
+    event_add(&r->ev, r->timeout > 0 ? &tv : NULL);
+    r->added = 1;
+}
+
+static void
+reader_del(rp_reader_t *r)
+{
+    if (r->added) {
+        event_del(&r->ev);
+        r->added = 0;
+    }
+}
+
+void
+rp_reader_attach(rp_reader_t *r, struct event_base *base, char *scratch)
+{
+    struct bufferevent  *bev = r->bev;
+
+    bufferevent_getcb(bev, &r->on_read, NULL, &r->on_event, &r->arg);
+    bufferevent_disable(bev, EV_READ);
     /* a socket bufferevent freezes the end of its input outside its own
-     * read: this is that read, done bigger */
-    evbuffer_unfreeze(in, 0);
-    while ((len = evbuffer_get_length(in)) < limit) {
-        want = limit - len < SOCKREAD_CHUNK ? limit - len : SOCKREAD_CHUNK;
+     * reads; these are its reads now */
+    evbuffer_unfreeze(bufferevent_get_input(bev), 0);
+    event_assign(&r->ev, base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, reader_on_ready, r);
+    r->scratch = scratch;
+    r->own = 1;
+    if (r->on) {
+        reader_add(r);
+    }
+}
+
+void
+rp_reader_detach(rp_reader_t *r)
+{
+    if (r->own) {
+        reader_del(r);
+        r->own = 0;
+    }
+}
+
+void
+rp_reader_on(rp_reader_t *r)
+{
+    if (r->on) {
+        rp_reader_drained(r);              /* stopped by the limit: maybe not now */
+        return;
+    }
+    r->on = 1;
+    if (r->own) {
+        reader_add(r);
+    } else {
+        bufferevent_enable(r->bev, EV_READ);
+    }
+}
+
+void
+rp_reader_off(rp_reader_t *r)
+{
+    if (r->own) {
+        reader_del(r);
+    } else if (r->on || (bufferevent_get_enabled(r->bev) & EV_READ)) {
+        bufferevent_disable(r->bev, EV_READ);
+    }
+    r->on = 0;
+}
+
+void
+rp_reader_set_timeouts(rp_reader_t *r, double read_s, const struct timeval *write)
+{
+    struct timeval  tv = rp_timeval(read_s);
+
+    if (!r->own) {
+        bufferevent_set_timeouts(r->bev, read_s > 0 ? &tv : NULL, write);
+        return;
+    }
+    bufferevent_set_timeouts(r->bev, NULL, write);
+    if (read_s == r->timeout) {
+        return;
+    }
+    r->timeout = read_s > 0 ? read_s : 0;
+    if (r->added) {
+        reader_del(r);                     /* event_add(NULL) would keep the old one */
+        reader_add(r);
+    }
+}
+
+void
+rp_reader_set_limit(rp_reader_t *r, size_t limit)
+{
+    r->limit = limit;
+    if (!r->own) {
+        bufferevent_setwatermark(r->bev, EV_READ, 0, limit);
+    } else {
+        rp_reader_drained(r);
+    }
+}
+
+void
+rp_reader_drained(rp_reader_t *r)
+{
+    if (r->own && r->on && !r->added) {
+        reader_add(r);
+    }
+}
+
+/* The scratch read came back full, so the kernel holds more: reads it
+ * straight into the input in large readv()s, up to the limit. EOF and
+ * errors are left for the next wakeup (the socket stays readable). */
+static void
+reader_read_bulk(rp_reader_t *r, struct evbuffer *in, int fd)
+{
+    struct evbuffer_iovec  vec[2];
+    struct iovec           iov[2];
+    size_t                 len, max, want, got, take;
+    ssize_t                n;
+    int                    nvec, i, used;
+
+    len = evbuffer_get_length(in);
+    max = r->limit > 0 ? r->limit : len + SOCKREAD_CHUNK;
+    while ((len = evbuffer_get_length(in)) < max) {
+        want = max - len < SOCKREAD_CHUNK ? max - len : SOCKREAD_CHUNK;
         nvec = evbuffer_reserve_space(in, (ev_ssize_t) want, vec, 2);
         if (nvec <= 0) {
-            break;
+            return;
         }
         for (i = 0, take = want; i < nvec; i++) {     /* the space may be larger */
             vec[i].iov_len = vec[i].iov_len < take ? vec[i].iov_len : take;
@@ -40,11 +173,12 @@ rp_sock_read_more(struct bufferevent *bev, size_t limit)
             iov[i].iov_len = vec[i].iov_len;
         }
         do {
-            n = readv(bufferevent_getfd(bev), iov, nvec);
+            n = readv(fd, iov, nvec);
         } while (n < 0 && errno == EINTR);
         if (n <= 0) {
             evbuffer_commit_space(in, vec, 0);
-            break;                         /* EAGAIN; EOF and errors: libevent's turn */
+            r->bulk = 0;
+            return;
         }
         got = (size_t) n;
         for (i = 0, used = 0; i < nvec && n > 0; i++, used++) {   /* what it filled */
@@ -53,19 +187,73 @@ rp_sock_read_more(struct bufferevent *bev, size_t limit)
             n -= (ssize_t) take;
         }
         evbuffer_commit_space(in, vec, used);
-        added += got;
         if (got < want) {
-            break;                         /* a short read: the kernel is empty */
+            r->bulk = 0;                   /* a short read: the kernel is empty */
+            return;
         }
     }
-    evbuffer_freeze(in, 0);
-    return added;
+    r->bulk = 1;                           /* stopped by the limit: more is coming */
 }
 
-void
-rp_sock_reads_on(struct bufferevent *bev)
+/* EOF, an error or the read timeout: reads stop, as a bufferevent's do,
+ * and the owner hears of it. Nothing touches r after the callback. */
+static void
+reader_fail(rp_reader_t *r, short what)
 {
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-        bufferevent_enable(bev, EV_READ);
+    int  err = errno;
+
+    reader_del(r);
+    r->on = 0;
+    errno = err;                           /* for the owner's EVUTIL_SOCKET_ERROR() */
+    r->on_event(r->bev, (short) (what | BEV_EVENT_READING), r->arg);
+}
+
+static void
+reader_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    rp_reader_t      *r = arg;
+    struct evbuffer  *in = bufferevent_get_input(r->bev);
+    size_t            len = evbuffer_get_length(in), room, ask;
+    ssize_t           n;
+
+    if (what & EV_TIMEOUT) {
+        reader_fail(r, BEV_EVENT_TIMEOUT);
+        return;
     }
+    room = r->limit == 0 ? SIZE_MAX : r->limit > len ? r->limit - len : 0;
+    if (room == 0) {
+        reader_del(r);
+        return;
+    }
+    if (r->bulk) {
+        reader_read_bulk(r, in, fd);       /* a large body: no copy through scratch */
+        n = (ssize_t) (evbuffer_get_length(in) - len);
+        if (n == 0) {
+            r->bulk = 0;                   /* EOF or an error: the scratch read says */
+            return;
+        }
+    } else {
+        ask = room < RP_READ_SCRATCH ? room : RP_READ_SCRATCH;
+        do {
+            n = recv(fd, r->scratch, ask, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            reader_fail(r, BEV_EVENT_EOF);
+            return;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                reader_fail(r, BEV_EVENT_ERROR);
+            }
+            return;
+        }
+        evbuffer_add(in, r->scratch, (size_t) n);   /* one chain of their size */
+        if ((size_t) n == ask && ask < room) {
+            reader_read_bulk(r, in, fd);
+        }
+    }
+    if (reader_full(r)) {
+        reader_del(r);                     /* rp_reader_drained() adds it back */
+    }
+    r->on_read(r->bev, r->arg);
 }

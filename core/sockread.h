@@ -1,29 +1,72 @@
-/* sockread.h: reading sockets through bufferevents, cheaper than libevent
- * 2.1 alone: bigger reads of plain sockets, and no event re-arm to turn on
- * reads that are on already.
- * A socket bufferevent reads at most 4096 bytes per readiness event (its
- * EVBUFFER_MAX_READ), each after an ioctl(FIONREAD): a 100 MiB body then
- * costs 25,600 wakeups. The owner's read callback calls rp_sock_read_more()
- * on plain sockets: when libevent's read filled its 4096 bytes, it takes
- * what else the kernel holds in large readv()s, up to the input's budget. */
+/* sockread.h: rproxy's own reads of plain sockets, for a bufferevent.
+ * libevent 2.1's socket bufferevent asks ioctl(FIONREAD) before every read
+ * (two system calls where one does: a keep-alive request through the proxy
+ * paid 2 ioctls besides its 2 reads), reads at most 4096 bytes per wakeup (a
+ * 100 MiB body costs 25,600 of them) and runs evbuffer callbacks to keep
+ * its watermark. A reader keeps the bufferevent's own reads off and fills
+ * its input itself with one recv() into the worker's scratch buffer (the
+ * bytes are then added to the input in one chain of their size, as libevent
+ * would after FIONREAD); when that read fills the scratch, the kernel holds
+ * more, and it reads on straight into the input in large readv()s. It calls
+ * the owner's bufferevent read and event callbacks as the bufferevent would
+ * (BEV_EVENT_EOF, _ERROR or _TIMEOUT, with BEV_EVENT_READING).
+ * A TLS bufferevent decrypts in its own reads: its reader is never attached
+ * and passes every call on to the bufferevent, so the owner's code is the
+ * same for both. */
 #ifndef RP_SOCKREAD_H
 #define RP_SOCKREAD_H
 
 #include "rp.h"
 
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <stddef.h>
 
-struct bufferevent;
+#define RP_READ_SCRATCH (16 * 1024)       /* a worker's scratch buffer, bytes */
 
-/* When bev's input holds at least the 4096 bytes libevent's reads stop at
- * (a read probably left bytes in the kernel), reads from its socket into
- * the input until the kernel has no more, a read comes back short, or the
- * input holds limit bytes. Returns the bytes added; EOF and errors are left
- * for libevent's next read to report. */
-size_t rp_sock_read_more(struct bufferevent *bev, size_t limit);
+typedef struct rp_reader_s {
+    struct bufferevent    *bev;        /* borrowed: whose input it fills        */
+    struct event           ev;         /* EV_READ | EV_PERSIST, while attached  */
+    bufferevent_data_cb    on_read;    /* the bufferevent's, read at attach     */
+    bufferevent_event_cb   on_event;
+    void                  *arg;
+    char                  *scratch;    /* borrowed: RP_READ_SCRATCH bytes       */
+    size_t                 limit;      /* no reading while the input holds this
+                                          much (0: no limit)                    */
+    double                 timeout;    /* s without a byte (0: none)            */
+    unsigned               own : 1;    /* attached: it reads, not libevent      */
+    unsigned               on : 1;     /* the owner wants reads                 */
+    unsigned               added : 1;  /* ev is pending                         */
+    unsigned               bulk : 1;   /* the last read stopped at the limit with
+                                          more to come: read straight in       */
+} rp_reader_t;
 
-/* Turns bev's reads on unless they are: bufferevent_enable() re-adds the
- * read event (its timeout, an epoll change) even when nothing changes. */
-void rp_sock_reads_on(struct bufferevent *bev);
+/* Sets r up for bev (its callbacks already set), detached: every call goes
+ * to the bufferevent. limit is the input's high watermark (0: none). plain:
+ * bev is a socket bufferevent that rp_reader_attach() will take over, so
+ * its own watermark (an evbuffer callback, 48 bytes) is not set. */
+void rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int plain);
+
+/* bev's plain socket is connected: r reads it from now on, through
+ * scratch (the worker's); reads stay on if they were. */
+void rp_reader_attach(rp_reader_t *r, struct event_base *base, char *scratch);
+
+/* Before bev is freed. */
+void rp_reader_detach(rp_reader_t *r);
+
+void rp_reader_on(rp_reader_t *r);
+void rp_reader_off(rp_reader_t *r);
+
+/* Read inactivity timeout (read_s <= 0: none) and bev's write timeout
+ * (NULL: none). */
+void rp_reader_set_timeouts(rp_reader_t *r, double read_s, const struct timeval *write);
+
+/* The input's high watermark (0: none). */
+void rp_reader_set_limit(rp_reader_t *r, size_t limit);
+
+/* The owner took bytes out of the input: reading resumes if the limit had
+ * stopped it. Cheap; call after every drain. */
+void rp_reader_drained(rp_reader_t *r);
 
 #endif

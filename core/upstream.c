@@ -87,6 +87,7 @@ uc_free_socket(rp_upstream_conn_t *uc)
         }
         uc->connected = 0;
         rp_flush_detach(&uc->flush);
+        rp_reader_detach(&uc->reader);
         bufferevent_free(uc->bev);         /* frees the SSL too */
         uc->bev = NULL;
         uc->ssl = NULL;
@@ -131,7 +132,7 @@ uc_became_idle(rp_upstream_conn_t *uc)
     uc->got_bytes = 0;
     evtimer_del(uc->deadline);
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    rp_sock_reads_on(uc->bev);             /* an idle socket notices a close */
+    rp_reader_on(&uc->reader);             /* an idle socket notices a close */
     p = backend_oldest_pending(uc->b);
     if (p == NULL && (rp_worker_stopping(uc->b->w) || uc->b->retired)) {
         uc_free_socket(uc);              /* nobody will need it again */
@@ -238,7 +239,7 @@ uc_connect(rp_upstream_conn_t *uc)
         rp_config_ref(uc->sock_conf);
     }
     bufferevent_setcb(uc->bev, uc_on_read, uc_on_write, uc_on_event, uc);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, UC_READ_HIGH_WATERMARK);
+    rp_reader_init(&uc->reader, uc->bev, UC_READ_HIGH_WATERMARK, uc->ssl == NULL);
     tv = rp_timeval(t);
     bufferevent_set_timeouts(uc->bev, NULL, &tv);   /* a connect is a write */
     uc->write_s = -1;                               /* rp_upstream_start sets it */
@@ -267,6 +268,7 @@ uc_on_connected(rp_upstream_conn_t *uc)
     uc->connected = 1;
     if (uc->ssl == NULL) {
         rp_flush_attach(&uc->b->w->flusher, &uc->flush, uc->bev);
+        rp_reader_attach(&uc->reader, uc->b->base, uc->b->w->read_scratch);
     }
     uc->backoff = uc->b->conf->retry;
     uc->b->failures = 0;
@@ -294,9 +296,6 @@ uc_on_read(struct bufferevent *bev, void *arg)
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
         uc->read_at = rp_now();
-        if (uc->ssl == NULL) {
-            rp_sock_read_more(bev, UC_READ_HIGH_WATERMARK);
-        }
         uc->user->on_read(uc, uc->arg);
         return;
     }
@@ -563,7 +562,7 @@ uc_on_deadline(evutil_socket_t fd, short what, void *arg)
         uc_arm_deadline(uc, t - quiet);
         return;
     }
-    bufferevent_disable(uc->bev, EV_READ);   /* as a bufferevent read timeout does */
+    rp_reader_off(&uc->reader);            /* as a bufferevent read timeout does */
     uc->user->on_event(uc, uc->arg, BEV_EVENT_TIMEOUT | BEV_EVENT_READING);
 }
 
@@ -575,7 +574,7 @@ rp_upstream_start(rp_upstream_conn_t *uc)
     if (uc->write_s != bc->write_timeout) {     /* once a socket, or after a reload */
         struct timeval  w = rp_timeval(bc->write_timeout);
 
-        bufferevent_set_timeouts(uc->bev, NULL, &w);
+        rp_reader_set_timeouts(&uc->reader, 0, &w);
         uc->write_s = bc->write_timeout;
     }
     rp_upstream_resume(uc);
@@ -584,14 +583,14 @@ rp_upstream_start(rp_upstream_conn_t *uc)
 void
 rp_upstream_pause(rp_upstream_conn_t *uc)
 {
-    bufferevent_disable(uc->bev, EV_READ);
+    rp_reader_off(&uc->reader);
     evtimer_del(uc->deadline);
 }
 
 void
 rp_upstream_resume(rp_upstream_conn_t *uc)
 {
-    rp_sock_reads_on(uc->bev);
+    rp_reader_on(&uc->reader);
     uc->read_at = rp_now();
     uc_arm_deadline(uc, uc->b->conf->read_timeout);
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "flush.h"
 #include "http_head.h"
+#include "sockread.h"
 
 #include <sys/queue.h>
 
@@ -53,6 +54,7 @@ struct rp_upstream_conn_s {
     struct ssl_st              *ssl;        /* borrowed from bev; NULL: plain TCP     */
     int                         connected;  /* the socket (and TLS) came up          */
     rp_flush_t                  flush;      /* direct writes (plain sockets)          */
+    rp_reader_t                 reader;     /* reads: own (plain) or bev's (TLS)      */
     rp_config_t                *sock_conf;  /* a reference to the snapshot the socket
                                                was opened under (its SSL_CTX), or NULL */
 };

@@ -9,6 +9,7 @@
 #include "flush.h"
 #include "gen.h"
 #include "headbuf.h"
+#include "sockread.h"
 #include "http_head.h"
 #include "upstream.h"
 
@@ -72,6 +73,7 @@ struct rp_worker_s {
     struct event              *grace_ev;   /* owned: hard stop after conf->grace       */
     rp_flusher_t               flusher;    /* direct writes of plain sockets           */
     rp_headbuf_t               head;       /* heads are built here, then handed over  */
+    char                       read_scratch[RP_READ_SCRATCH];   /* plain sockets' reads */
     int                        stopping;
 };
 

@@ -220,6 +220,26 @@ def test_pipelined_requests_answered_in_order(backend, rproxy):
     assert p2.body == b"pipelined body"
 
 
+def test_pipelined_past_the_read_limit(backend, rproxy):
+    """200 pipelined requests, 140 KiB in one write, behind a slow first answer:
+    the proxy stops reading at its 64 KiB input limit and must start again as
+    the requests are used up, or the tail waits forever."""
+    be, p = start_simple(backend, rproxy, handler=_slow_first)
+    pad = [("X-Pad", "p" * 700)]
+    paths = ["/p1"] + ["/q%d" % i for i in range(199)]
+    batch = b"".join(req("GET", path, headers=pad) for path in paths)
+    assert len(batch) > 2 * 64 * 1024
+    c = RawClient(p.port, timeout=20)
+    c.send(batch)
+    got = []
+    for _ in paths:
+        r = c.read_response(timeout=20)
+        assert r is not None and r.status == 200, (len(got), r)
+        got.append(json.loads(r.body)["target"])
+    assert got == paths
+    c.close()
+
+
 def test_expect_100_continue_with_curl(backend, rproxy, tmpdir_rp):
     be, p = start_simple(backend, rproxy)
     data = os.urandom(4096)
