@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,6 +67,10 @@ main(int argc, char **argv)
     char          err[1024];
     rp_config_t  *conf;
 
+    /* before anything of libevent's: its zeroed allocations (a bufferevent,
+     * its two evbuffers, their callbacks: five per connection) then use
+     * malloc and memset instead of calloc (see rp_xalloc) */
+    event_set_mem_functions(malloc, realloc, free);
     while ((opt = getopt(argc, argv, "c:s:thv")) != -1) {
         switch (opt) {
         case 's':
