@@ -255,10 +255,7 @@ msg_on_value(llhttp_t *p, const char *at, size_t n)
         }
         m->in_value = 1;
         m->len++;
-        f->value = m->len;
-        if (msg_append(m, "", 0) != 0) {
-            return msg_head_too_big(m);
-        }
+        f->value = m->len;                 /* the append below ends it with a NUL */
     } else if (!(m->value_at_end && at == m->feed_start)) {
         /* a second span of one value that is not a buffer split is obs-fold:
          * RFC 9112 §5.2 lets a server reject it, and a proxy must not pass it */
