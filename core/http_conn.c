@@ -39,6 +39,10 @@ static void conn_close(rp_http_conn_t *c);
 
 static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
 
+/* A connection is allocated per client; up to 1032 bytes glibc serves it
+ * from the thread's cache, past that through _int_malloc. */
+_Static_assert(sizeof(rp_http_conn_t) <= 1032, "rp_http_conn_t outgrew glibc's tcache sizes");
+
 static void
 conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
 {
@@ -48,32 +52,65 @@ conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
 /* Client timeouts. The socket's read timeout is on only while a request
  * body is read (no byte for read_timeout: 408), because libevent re-arms a
  * persistent event's timeout on every read; the other phases have one
- * deadline each on c->timer: the first request and the keep-alive wait
- * (idle), the whole head (read_timeout), the pending queue. */
+ * deadline each (rp_http_conn_deadline): the first request and the
+ * keep-alive wait (idle), the whole head (read_timeout), the pending queue. */
 static void
 conn_set_timeouts(rp_http_conn_t *c, int body)
 {
     struct timeval  w = rp_timeval(c->lc->write_timeout);
 
     rp_reader_set_timeouts(&c->reader, body ? c->lc->read_timeout : 0, &w);
-    c->body_timeout = body;
+    c->body_timeout = body != 0;
     c->write_timeout = c->lc->write_timeout;
 }
 
 void
 rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
 {
-    if (on != c->body_timeout || c->write_timeout != c->lc->write_timeout) {
+    if ((on != 0) != c->body_timeout || c->write_timeout != c->lc->write_timeout) {
         conn_set_timeouts(c, on);
     }
 }
 
+/* Deadlines are lazy: the timer is moved only when it would fire after
+ * the new deadline. One that fires early finds the phase's deadline still
+ * ahead and re-arms itself for the rest (conn_on_timer). A keep-alive
+ * request so costs no timer change at all: its head arrives in one read
+ * (no head deadline), and the keep-alive deadline that follows is later
+ * than the timer already pending. */
 static void
-conn_arm_timer(rp_http_conn_t *c, double t)
+conn_deadline_at(rp_http_conn_t *c, double due)
 {
-    struct timeval  tv = rp_timeval(t);
+    struct timeval  tv;
 
-    evtimer_add(c->timer, &tv);
+    c->due = due;
+    if (c->timer_at > 0 && c->timer_at <= due) {
+        return;                            /* fires first, then re-arms */
+    }
+    tv = rp_timeval(due - rp_now());
+    evtimer_add(&c->timer_ev, &tv);
+    c->timer_at = due;
+}
+
+void
+rp_http_conn_deadline(rp_http_conn_t *c, double seconds)
+{
+    if (seconds > 0) {
+        conn_deadline_at(c, rp_now() + seconds);
+    } else {
+        c->due = 0;                        /* a pending timer then does nothing */
+    }
+}
+
+/* Before the connection goes: the timer must not fire any more. */
+static void
+conn_timer_stop(rp_http_conn_t *c)
+{
+    c->due = 0;
+    if (c->timer_at > 0) {
+        evtimer_del(&c->timer_ev);
+        c->timer_at = 0;
+    }
 }
 
 /* A plain bufferevent, or a TLS one in accepting state (the SSL is owned
@@ -190,13 +227,12 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
     c->req.max_fields = lc->max_headers;
     evtimer_assign(&c->timer_ev, w->base, conn_on_timer, c);
-    c->timer = &c->timer_ev;
     c->lua_box_ref = RP_LUA_NOREF;
     c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
     if (!c->handshaking) {
         conn_set_timeouts(c, 0);
-        conn_arm_timer(c, lc->read_timeout);       /* for the first request */
+        rp_http_conn_deadline(c, lc->read_timeout);   /* for the first request */
     }
     rp_reader_on(&c->reader);
     rp_worker_conn_added(w, c);
@@ -243,7 +279,7 @@ conn_destroy(rp_http_conn_t *c)
     rp_proxy_detach(c, 0);
     conn_request_cleanup(c);
     rp_worker_conn_removed(c->w, c);
-    evtimer_del(c->timer);
+    conn_timer_stop(c);
     if (c->ssl != NULL && !c->handshaking) {
         rp_tls_shutdown(c->ssl);          /* keeps the session resumable */
     }
@@ -283,7 +319,7 @@ conn_release(rp_http_conn_t *c)
     if (!c->closed) {
         c->closed = 1;
         conn_set_state(c, RP_CONN_CLOSING);
-        evtimer_del(c->timer);
+        conn_timer_stop(c);
         rp_reader_off(&c->reader);
         bufferevent_disable(c->bev, EV_WRITE);
         rp_http_conn_unref(c);
@@ -293,8 +329,6 @@ conn_release(rp_http_conn_t *c)
 static void
 conn_begin_request(rp_http_conn_t *c)
 {
-    struct timeval  tv;
-
     conn_set_state(c, RP_CONN_HEAD);
     /* a reload applies from this request on, and this request keeps what it
      * began with to its end: the listener's settings and the generation */
@@ -303,7 +337,6 @@ conn_begin_request(rp_http_conn_t *c)
     rp_config_ref(c->lc_ref);
     c->gen = c->w->gen;
     rp_gen_ref(c->gen);
-    tv = rp_timeval(c->lc->read_timeout);
     c->flags = 0;
     c->status = 0;
     c->t_start = rp_now();
@@ -316,8 +349,7 @@ conn_begin_request(rp_http_conn_t *c)
     c->target = NULL;
     c->t_head = 0;
     rp_http_conn_body_timeout(c, 0);       /* a reload may change the write timeout */
-    /* slowloris: the whole head must arrive within read_timeout */
-    evtimer_add(c->timer, &tv);
+    rp_http_conn_deadline(c, 0);           /* the head's comes if one read is not enough */
 }
 
 static int
@@ -386,8 +418,12 @@ conn_parse_loop(rp_http_conn_t *c)
         }
         evbuffer_drain(in, (size_t) rc);
         c->bytes_in += (uint64_t) rc;
+        if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD && c->due == 0) {
+            /* slowloris: the whole head must arrive within read_timeout */
+            conn_deadline_at(c, c->t_start + c->lc->read_timeout);
+        }
         if (c->state == RP_CONN_HEAD && c->req.stage != RP_MSG_HEAD) {
-            evtimer_del(c->timer);
+            rp_http_conn_deadline(c, 0);
             rp_proxy_start(c);             /* moves to WAIT, PROXY or an error */
             continue;
         }
@@ -501,7 +537,7 @@ conn_close(rp_http_conn_t *c)
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
     }
-    evtimer_del(c->timer);
+    conn_timer_stop(c);
     rp_proxy_detach(c, 0);
     conn_set_state(c, RP_CONN_CLOSING);
     rp_reader_off(&c->reader);
@@ -552,7 +588,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
         c->handshaking = 0;                /* TLS is up: the request may come */
         c->lc = c->l->conf;                /* a reload may have come meanwhile */
         conn_set_timeouts(c, 0);
-        conn_arm_timer(c, c->lc->read_timeout);
+        rp_http_conn_deadline(c, c->lc->read_timeout);
     } else if (c->handshaking) {
         conn_tls_failed(c, what);
     } else if (c->state == RP_CONN_CLOSING || c->state == RP_CONN_IDLE) {
@@ -577,7 +613,17 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_http_conn_t  *c = arg;
+    double           left = c->due - rp_now();
 
+    c->timer_at = 0;
+    if (c->due == 0) {
+        return;                            /* the phase it was set for is over */
+    }
+    if (left > 0.0005) {
+        conn_deadline_at(c, c->due);       /* set early for a later deadline */
+        return;
+    }
+    c->due = 0;
     rp_http_conn_ref(c);
     if (c->state == RP_CONN_IDLE) {
         conn_release(c);                   /* no request within the keep-alive time */
@@ -656,7 +702,7 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
     rp_log_info("client %s:%u: %d: %s", c->addr, c->port, status, why ? why : "");
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
-        evtimer_del(c->timer);
+        rp_http_conn_deadline(c, 0);
     }
     conn_read_empty_body(c);
     if (!(c->flags & RP_REQ_DONE) || rp_worker_stopping(c->w)) {
@@ -746,7 +792,7 @@ rp_http_conn_finish(rp_http_conn_t *c)
     rp_proxy_run_log_hook(c);
     rp_proxy_detach(c, (c->flags & RP_UP_REUSABLE) && (c->flags & RP_REQ_DONE));
     conn_request_cleanup(c);
-    evtimer_del(c->timer);
+    rp_http_conn_deadline(c, 0);
     if (!(c->flags & RP_REQ_KEEPALIVE) || (c->flags & RP_RESP_TO_CLOSE)
         || rp_worker_stopping(c->w)) {
         conn_close(c);
@@ -761,7 +807,7 @@ rp_http_conn_finish(rp_http_conn_t *c)
     c->flags = 0;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     rp_http_conn_body_timeout(c, 0);
-    conn_arm_timer(c, c->lc->keepalive_timeout);
+    rp_http_conn_deadline(c, c->lc->keepalive_timeout);
     rp_reader_on(&c->reader);
     if (evbuffer_get_length(in) > 0) {
         rp_http_conn_parse(c);             /* a pipelined request is already here */

@@ -70,8 +70,9 @@ struct rp_http_conn_s {
     char                         addr[48];    /* client address text                       */
     uint16_t                     port;        /* client port                               */
     rp_msg_t                     req;         /* the request parser, reused per request    */
-    struct event                *timer;       /* &timer_ev: the phase's deadline           */
-    struct event                 timer_ev;    /* embedded: no allocation per connection    */
+    struct event                 timer_ev;    /* the phase's deadline; embedded            */
+    double                       due;         /* that deadline (rp_now()), 0: none         */
+    double                       timer_at;    /* when timer_ev fires; 0: not pending       */
     /* the current request */
     unsigned                     flags;       /* RP_REQ_*, RP_RESP_*                       */
     const rp_vhost_conf_t       *vhost;
@@ -90,12 +91,8 @@ struct rp_http_conn_s {
     uint16_t                     up_port;     /* backend connection's local port, for logs */
     const rp_backend_t          *up_backend;  /* which backend answered, for logs          */
     uint64_t                     req_cl;      /* request Content-Length as received        */
-    int                          in_parse;    /* rp_http_conn_parse() is on the stack      */
-    int                          closed;      /* the open reference was dropped            */
-    short                        up_eof_what; /* the BEV_EVENT_* of that close             */
     char                        *query;       /* owned: query a hook set, or NULL           */
     size_t                       query_len;
-    int                          query_set;   /* a hook set the query (NULL: none)          */
     void                        *lua_box;     /* the request object's box while referenced */
     int                          lua_box_ref; /* its registry ref, or RP_LUA_NOREF         */
     int                          lua_ctx_ref; /* req.ctx, or RP_LUA_NOREF                  */
@@ -104,12 +101,17 @@ struct rp_http_conn_s {
     double                       t_head;      /* the head was parsed                       */
     struct ssl_st               *ssl;         /* borrowed from bev; NULL: plain TCP         */
     void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
-    int                          handshaking; /* TLS handshake not finished yet             */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
     rp_reader_t                  reader;      /* reads: own (plain) or bev's (TLS)          */
-    int                          lingering;   /* half-closed, dropping the client's bytes  */
-    int                          body_timeout; /* the socket's read timeout is on          */
     double                       write_timeout; /* the socket's write timeout, s           */
+    short                        up_eof_what; /* the BEV_EVENT_* of the backend's close     */
+    /* flags, packed: the struct stays within glibc's 1032-byte tcache sizes */
+    unsigned                     in_parse : 1;     /* rp_http_conn_parse() is on the stack  */
+    unsigned                     closed : 1;       /* the open reference was dropped        */
+    unsigned                     query_set : 1;    /* a hook set the query (NULL: none)     */
+    unsigned                     handshaking : 1;  /* TLS handshake not finished yet        */
+    unsigned                     lingering : 1;    /* half-closed, dropping client bytes    */
+    unsigned                     body_timeout : 1; /* the socket's read timeout is on       */
 };
 
 /* Takes ownership of fd, an accepted client socket. */
@@ -141,6 +143,11 @@ void rp_http_conn_parse(rp_http_conn_t *c);
 
 /* Turns the client read timeout on (a request body is being read) or off. */
 void rp_http_conn_body_timeout(rp_http_conn_t *c, int on);
+
+/* The current phase's deadline, seconds from now (<= 0: none); see
+ * conn_on_timer for what each phase does when it passes. Lazy: the timer
+ * moves only when it would fire too late. */
+void rp_http_conn_deadline(rp_http_conn_t *c, double seconds);
 
 /* The TLS facts of the connection (read once), or NULL on plain TCP. */
 const void *rp_http_conn_tls_facts(rp_http_conn_t *c);

@@ -138,7 +138,6 @@ proxy_acquire(rp_http_conn_t *c)
 {
     rp_upstream_conn_t  *uc;
     rp_backend_t        *b;
-    struct timeval       tv;
     rp_lua_t            *lua = c->gen->lua;
     int                  rc = RP_DECLINED;
 
@@ -169,8 +168,7 @@ proxy_acquire(rp_http_conn_t *c)
         rp_target_enqueue(c->target, &c->pending);
         c->state = RP_CONN_WAIT;
         rp_reader_off(&c->reader);
-        tv = rp_timeval(c->lc->pending_timeout);
-        evtimer_add(c->timer, &tv);
+        rp_http_conn_deadline(c, c->lc->pending_timeout);
         return;
     default:
         rp_http_conn_error(c, 502, "every connection to the backend is down");
@@ -183,7 +181,7 @@ pending_ready(rp_pending_t *p, rp_upstream_conn_t *uc)
     rp_http_conn_t  *c = pending_conn(p);
 
     rp_http_conn_ref(c);
-    evtimer_del(c->timer);
+    rp_http_conn_deadline(c, 0);
     rp_upstream_bind(uc, &proxy_user, c);
     proxy_attach(c, uc);
     rp_http_conn_unref(c);
@@ -195,7 +193,7 @@ pending_fail(rp_pending_t *p, int status)
     rp_http_conn_t  *c = pending_conn(p);
 
     rp_http_conn_ref(c);
-    evtimer_del(c->timer);
+    rp_http_conn_deadline(c, 0);
     rp_http_conn_error(c, status, "every connection to the backend is down");
     rp_http_conn_unref(c);
 }

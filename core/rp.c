@@ -62,6 +62,9 @@ rp_timeval(double s)
 {
     struct timeval  tv;
 
+    if (s < 0) {
+        s = 0;                             /* a deadline already past: at once */
+    }
     tv.tv_sec = (time_t) s;
     tv.tv_usec = (suseconds_t) ((s - (double) tv.tv_sec) * 1e6);
     return tv;

@@ -39,7 +39,8 @@ char *rp_xstrndup(const char *s, size_t n);
 /* Monotonic clock in seconds. */
 double rp_now(void);
 
-/* s seconds as the struct timeval libevent takes. */
+/* s seconds (none when s < 0: a deadline already past) as the struct timeval
+ * libevent takes. */
 struct timeval rp_timeval(double s);
 
 #endif

@@ -113,3 +113,40 @@ def test_keepalive_timeout_closes_idle_client(backend, rproxy):
     assert c.wait_closed(1 + 5), "idle keep-alive client not closed after keepalive_timeout"
     assert time.monotonic() - t0 > 0.5, "closed long before keepalive_timeout"
     c.close()
+
+
+def test_keepalive_timeout_counts_from_the_last_request(backend, rproxy):
+    """The keep-alive timer is not moved per request: it fires at the first
+    request's deadline, sees a later one and waits on. The connection must
+    live keepalive_timeout after its last request, not after its first."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="keepalive_timeout = 1.5"))
+    c = RawClient(p.port)
+    for i in range(3):                   # 0 s, 1 s, 2 s: past the first deadline
+        c.send(req("GET", "/ka%d" % i))
+        r = c.read_response()
+        assert r is not None and r.status == 200, (i, r)
+        time.sleep(1.0)
+    c.send(req("GET", "/ka3"))
+    r = c.read_response()
+    assert r is not None and r.status == 200, "closed before keepalive_timeout after the last request"
+    assert c.wait_closed(1.5 + 5), "idle keep-alive client never closed"
+    c.close()
+
+
+def test_stalled_head_after_keepalive_cut_at_read_timeout(backend, rproxy):
+    """A later request's head that stalls gets read_timeout (1 s), not what is
+    left of the much longer keep-alive deadline the pending timer was set for."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address},
+                         listen="read_timeout = 1, keepalive_timeout = 30"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/first"))
+    r = c.read_response()
+    assert r is not None and r.status == 200, r
+    c.send(b"GET /second HTTP/1.1\r\nHost: test.local\r\nX-Slow: ")
+    t0 = time.monotonic()
+    assert c.wait_closed(1 + 9), "a stalled head waited for the keep-alive deadline"
+    assert time.monotonic() - t0 > 0.5, "cut long before read_timeout"
+    assert bytes(c.buf).startswith(b"HTTP/1.1 408"), bytes(c.buf)[:80]
+    c.close()
