@@ -56,12 +56,10 @@ flusher_on_pass(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void
-flush_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+void
+rp_flush_queue(rp_flush_t *s)
 {
-    rp_flush_t  *s = arg;
-
-    if (info->n_added == 0 || s->queued) {
+    if (s->bev == NULL || s->queued) {
         return;
     }
     if (TAILQ_EMPTY(&s->f->queue)) {
@@ -94,7 +92,6 @@ rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
     s->f = f;
     s->queued = 0;
     s->want_drain = 0;
-    evbuffer_add_cb(bufferevent_get_output(bev), flush_on_output, s);
     bufferevent_disable(bev, EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         bufferevent_enable(bev, EV_WRITE);
@@ -111,7 +108,6 @@ rp_flush_detach(rp_flush_t *s)
         TAILQ_REMOVE(&s->f->queue, s, link);
         s->queued = 0;
     }
-    evbuffer_remove_cb(bufferevent_get_output(s->bev), flush_on_output, s);
     s->bev = NULL;
 }
 

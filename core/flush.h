@@ -1,10 +1,12 @@
 /* flush.h: writing plain sockets from the worker's loop without arming
  * EPOLLOUT per response. libevent's bufferevents write only from a write
  * event, so every answer costs an epoll_ctl to arm it and another to disarm
- * it. A flushed bufferevent keeps EV_WRITE off: data added to its output
- * queues it, and one flush event per loop pass writes every queued output
- * directly; only what the kernel would not take arms EV_WRITE, and libevent
- * finishes it as usual. TLS bufferevents are left to libevent. */
+ * it. A flushed bufferevent keeps EV_WRITE off: whoever adds to its output
+ * queues it (rp_flush_queue), and one flush event per loop pass writes every
+ * queued output directly; only what the kernel would not take arms
+ * EV_WRITE, and libevent finishes it as usual. TLS bufferevents are left to
+ * libevent. (An evbuffer callback could queue it instead, but it costs an
+ * allocation per connection and a call on every add and drain.) */
 #ifndef RP_FLUSH_H
 #define RP_FLUSH_H
 
@@ -36,6 +38,11 @@ void rp_flusher_cleanup(rp_flusher_t *f);
  * bev, and rp_flush_detach() must run before either goes. */
 void rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
 void rp_flush_detach(rp_flush_t *s);
+
+/* Bytes were added to the output of s's bufferevent: they are written in
+ * this loop pass. Every add to a flushed output must be followed by one;
+ * for a bufferevent that is not flushed (TLS) it does nothing. */
+void rp_flush_queue(rp_flush_t *s);
 
 /* Asks for the bufferevent's write callback once its queued output is
  * written (a closing connection), without arming EV_WRITE. Returns 0 when s

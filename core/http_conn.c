@@ -678,6 +678,7 @@ rp_http_conn_direct(rp_http_conn_t *c)
     if (rp_msg_method(&c->req) != HTTP_HEAD && !nobody) {
         evbuffer_add(out, d->body, d->body_len);
     }
+    rp_flush_queue(&c->flush);
     c->bytes_out += evbuffer_get_length(out) - before;
     c->status = d->status;
     c->flags |= RP_REQ_HEAD_SENT | RP_RESP_DONE;
@@ -718,6 +719,7 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
     if (rp_msg_method(&c->req) != HTTP_HEAD || c->req.stage == RP_MSG_HEAD) {
         evbuffer_add(out, body, (size_t) blen);
     }
+    rp_flush_queue(&c->flush);
     c->bytes_out += evbuffer_get_length(out) - before;
     c->status = status;
     c->flags |= RP_REQ_HEAD_SENT | RP_RESP_DONE;

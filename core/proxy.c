@@ -366,11 +366,13 @@ write_via(rp_headbuf_t *b, const rp_msg_t *m)
     }
 }
 
-/* Hands a head built in b to a connection's output in one piece. */
+/* Hands a head built in b to a connection's output in one piece; fl is
+ * that connection's flush. */
 static size_t
-proxy_send_head(struct bufferevent *bev, const rp_headbuf_t *b)
+proxy_send_head(struct bufferevent *bev, rp_flush_t *fl, const rp_headbuf_t *b)
 {
     evbuffer_add(bufferevent_get_output(bev), b->p, b->len);
+    rp_flush_queue(fl);
     return b->len;
 }
 
@@ -486,7 +488,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
      * bufferevent's output runs its callbacks, so build it flat aside and
      * hand it over once */
     proxy_write_request_head(c, &c->w->head);
-    proxy_send_head(uc->bev, &c->w->head);
+    proxy_send_head(uc->bev, &uc->flush, &c->w->head);
     uc->sent_at = rp_now();
     if (c->t_upstream == 0) {
         c->t_upstream = uc->sent_at;
@@ -514,6 +516,7 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
     } else {
         evbuffer_add(out, p, n);
     }
+    rp_flush_queue(&c->uc->flush);
     if (evbuffer_get_length(out) > c->uc->b->conf->high_watermark
         && !(c->flags & RP_REQ_BLOCKED)) {
         /* back-pressure: stop reading the client until the backend drains */
@@ -533,7 +536,7 @@ rp_proxy_request_done(rp_http_conn_t *c)
     c->flags |= RP_REQ_DONE;
     rp_http_conn_body_timeout(c, 0);
     if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
-        proxy_send_head(c->uc->bev, last_chunk(&c->w->head, &c->req));
+        proxy_send_head(c->uc->bev, &c->uc->flush, last_chunk(&c->w->head, &c->req));
     }
 }
 
@@ -664,6 +667,7 @@ proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc)
         /* a body delimited by close is complete when the backend closes */
         if (c->flags & RP_RESP_CHUNKED) {
             evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+            rp_flush_queue(&c->flush);
             c->bytes_out += 5;
         }
         c->flags |= RP_RESP_DONE;
@@ -758,7 +762,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
          * sends a small answer as one record, not split where a chain ended */
         evbuffer_expand(bufferevent_get_output(c->bev), b->len + m->parser.content_length);
     }
-    c->bytes_out += proxy_send_head(c->bev, b);
+    c->bytes_out += proxy_send_head(c->bev, &c->flush, b);
 }
 
 static int
@@ -807,6 +811,7 @@ resp_on_body(rp_msg_t *m, const char *p, size_t n)
         evbuffer_add(out, p, n);
         c->bytes_out += n;
     }
+    rp_flush_queue(&c->flush);
     if (evbuffer_get_length(out) > c->lc->high_watermark && !(c->flags & RP_RESP_BLOCKED)) {
         /* back-pressure: stop reading the backend until the client drains */
         c->flags |= RP_RESP_BLOCKED;
@@ -827,7 +832,7 @@ resp_on_complete(rp_msg_t *m)
         return 1;
     }
     if (c->flags & RP_RESP_CHUNKED) {
-        c->bytes_out += proxy_send_head(c->bev, last_chunk(&c->w->head, m));
+        c->bytes_out += proxy_send_head(c->bev, &c->flush, last_chunk(&c->w->head, m));
     }
     c->flags |= RP_RESP_DONE;
     if (llhttp_should_keep_alive(&m->parser)) {
