@@ -26,6 +26,7 @@ static void uc_on_read(struct bufferevent *bev, void *arg);
 static void uc_on_write(struct bufferevent *bev, void *arg);
 static void uc_on_event(struct bufferevent *bev, short what, void *arg);
 static void uc_on_deadline(evutil_socket_t fd, short what, void *arg);
+static void uc_stop_deadline(rp_upstream_conn_t *uc);
 
 /* The response parser's handler lives in proxy.c; a connection only owns it. */
 extern const rp_msg_handler_t rp_proxy_resp_handler;
@@ -80,7 +81,7 @@ uc_set_state(rp_upstream_conn_t *uc, rp_uc_state_e s)
 static void
 uc_free_socket(rp_upstream_conn_t *uc)
 {
-    evtimer_del(uc->deadline);
+    uc_stop_deadline(uc);
     if (uc->bev != NULL) {
         if (uc->ssl != NULL && uc->connected) {
             rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
@@ -130,7 +131,7 @@ uc_became_idle(rp_upstream_conn_t *uc)
     uc->user = NULL;
     uc->arg = NULL;
     uc->got_bytes = 0;
-    evtimer_del(uc->deadline);
+    uc->reading = 0;                       /* a pending deadline then does nothing */
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     rp_reader_on(&uc->reader);             /* an idle socket notices a close */
     p = backend_oldest_pending(uc->b);
@@ -537,12 +538,32 @@ rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *a
     rp_msg_resume(&uc->resp);
 }
 
+/* The response deadline is lazy, like a client's (http_conn.c): the timer
+ * moves only when it would fire after read_at + read_timeout. A keep-alive
+ * request then changes no timer: the one pending from an earlier request
+ * fires first, finds bytes came since and re-arms for the rest. */
 static void
 uc_arm_deadline(rp_upstream_conn_t *uc, double t)
 {
-    struct timeval  tv = rp_timeval(t);
+    struct timeval  tv;
+    double          due = rp_now() + t;
 
+    if (uc->deadline_at > 0 && uc->deadline_at <= due) {
+        return;                            /* fires first, then re-arms */
+    }
+    tv = rp_timeval(t);
     evtimer_add(uc->deadline, &tv);
+    uc->deadline_at = due;
+}
+
+static void
+uc_stop_deadline(rp_upstream_conn_t *uc)
+{
+    uc->reading = 0;
+    if (uc->deadline_at > 0) {
+        evtimer_del(uc->deadline);
+        uc->deadline_at = 0;
+    }
 }
 
 /* The response deadline: a timeout only when no byte came for read_timeout;
@@ -555,13 +576,15 @@ uc_on_deadline(evutil_socket_t fd, short what, void *arg)
 
     RP_UNUSED(fd);
     RP_UNUSED(what);
-    if (uc->state != RP_UC_ACTIVE || uc->user == NULL) {
-        return;
+    uc->deadline_at = 0;
+    if (uc->state != RP_UC_ACTIVE || uc->user == NULL || !uc->reading) {
+        return;                            /* idle, or paused: resume arms it */
     }
     if (quiet < t - 0.001) {
         uc_arm_deadline(uc, t - quiet);
         return;
     }
+    uc->reading = 0;
     rp_reader_off(&uc->reader);            /* as a bufferevent read timeout does */
     uc->user->on_event(uc, uc->arg, BEV_EVENT_TIMEOUT | BEV_EVENT_READING);
 }
@@ -584,7 +607,7 @@ void
 rp_upstream_pause(rp_upstream_conn_t *uc)
 {
     rp_reader_off(&uc->reader);
-    evtimer_del(uc->deadline);
+    uc->reading = 0;                       /* back-pressure is not the backend's silence */
 }
 
 void
@@ -592,6 +615,7 @@ rp_upstream_resume(rp_upstream_conn_t *uc)
 {
     rp_reader_on(&uc->reader);
     uc->read_at = rp_now();
+    uc->reading = 1;
     uc_arm_deadline(uc, uc->b->conf->read_timeout);
 }
 
@@ -600,7 +624,7 @@ rp_upstream_release(rp_upstream_conn_t *uc, int reusable)
 {
     uc->user = NULL;
     uc->arg = NULL;
-    evtimer_del(uc->deadline);
+    uc->reading = 0;
     if (reusable && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
         uc->served++;
         rp_msg_reset(&uc->resp);

@@ -42,6 +42,9 @@ struct rp_upstream_conn_s {
     struct event               *deadline;   /* owned: response inactivity deadline
                                                while ACTIVE and reading               */
     double                      read_at;    /* when response bytes last came (rp_now) */
+    double                      deadline_at; /* when *deadline fires; 0: not pending  */
+    int                         reading;    /* the response deadline runs (ACTIVE, reads
+                                               not paused by back-pressure)           */
     double                      write_s;    /* write timeout set on bev; < 0: none    */
     double                      backoff;    /* next DOWN delay, s                     */
     unsigned                    served;     /* responses completed on this socket     */

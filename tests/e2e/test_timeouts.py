@@ -108,3 +108,35 @@ def test_client_paused_download_is_not_backend_silence(backend, rproxy):
     assert got == size, "%d of %d bytes: the paused download was cut" % (got, size)
     assert crc == pattern_crc(size), "download corrupted"
     assert p.alive(), "rproxy died"
+
+
+def silent_on_stall(conn, q):
+    """Answers, except /stall: nothing at all, on the same kept connection."""
+    if q.path == "/stall":
+        conn.server.stopping.wait(30)
+        return False
+    return conn.echo(q)
+
+
+def test_backend_silent_on_a_reused_connection_is_cut(backend, rproxy):
+    """The response deadline is lazy: on a reused backend connection the timer
+    pending from the earlier request fires first and must re-arm itself for
+    the rest of read_timeout, so a backend silent from the start still gets
+    504, and the earlier requests' traffic does not cut it early."""
+    be = backend(handler=silent_on_stall)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1, read_timeout = 1"))
+    c = RawClient(p.port, timeout=15)
+    for i in range(2):                   # the first arms the timer for 1 s from now
+        c.send(req("GET", "/ok%d" % i))
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200, (i, r)
+        time.sleep(0.2)
+    c.send(req("GET", "/stall"))         # that timer fires 0.5 s into this one
+    t0 = time.monotonic()
+    r = c.read_response(timeout=1 + 9)
+    took = time.monotonic() - t0
+    c.close()
+    assert r is not None and r.status == 504, "a backend silent on a reused connection: %r" % r
+    assert took > 0.7, "cut after %.2f s, before read_timeout" % took
+    assert be.wait_requests(3)
+    assert len({q.conn_id for q in be.requests}) == 1, "the backend connection was not reused"
