@@ -349,7 +349,7 @@ conn_begin_request(rp_http_conn_t *c)
     c->target = NULL;
     c->t_head = 0;
     rp_http_conn_body_timeout(c, 0);       /* a reload may change the write timeout */
-    rp_http_conn_deadline(c, 0);           /* the head's comes if one read is not enough */
+    rp_http_conn_deadline(c, 0);           /* a head's own only if one read is not enough */
 }
 
 static int

@@ -84,16 +84,21 @@ rp_reader_detach(rp_reader_t *r)
 void
 rp_reader_on(rp_reader_t *r)
 {
+    if (!r->own) {
+        /* asked of the bufferevent itself: libevent turns its reads off on
+         * EOF, errors and timeouts; enabling them again re-adds the event */
+        if (!(bufferevent_get_enabled(r->bev) & EV_READ)) {
+            bufferevent_enable(r->bev, EV_READ);
+        }
+        r->on = 1;
+        return;
+    }
     if (r->on) {
         rp_reader_drained(r);              /* stopped by the limit: maybe not now */
         return;
     }
     r->on = 1;
-    if (r->own) {
-        reader_add(r);
-    } else {
-        bufferevent_enable(r->bev, EV_READ);
-    }
+    reader_add(r);
 }
 
 void
