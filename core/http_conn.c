@@ -223,6 +223,7 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         rp_reader_attach(&c->reader, w->base, w->read_scratch);
     }
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
+    c->req.spares = &w->msg_spares;
     c->req.max_line = (uint32_t) lc->max_request_line;
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
     c->req.max_fields = lc->max_headers;

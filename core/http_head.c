@@ -77,24 +77,66 @@ rp_msg_init(rp_msg_t *m, llhttp_type_t type, const rp_msg_handler_t *h, void *ow
     m->host_field = -1;
 }
 
+/* Gives m's head buffers to the worker's spares when they are of the first
+ * size and there is room, else frees them. */
+static void
+msg_give_buffers(rp_msg_t *m)
+{
+    rp_msg_spares_t  *sp = m->spares;
+
+    if (sp != NULL && sp->n < RP_MSG_SPARES && m->cap == MSG_BUF_INITIAL
+        && m->cap_fields == MSG_FIELDS_INITIAL) {
+        sp->s[sp->n].buf = m->buf;
+        sp->s[sp->n].fields = m->fields;
+        sp->n++;
+    } else {
+        free(m->buf);
+        free(m->fields);
+    }
+    m->buf = NULL;
+    m->fields = NULL;
+    m->cap = 0;
+    m->cap_fields = 0;
+}
+
+/* A message without buffers takes a spare pair, if the worker has one. */
+static void
+msg_take_buffers(rp_msg_t *m)
+{
+    rp_msg_spares_t  *sp = m->spares;
+
+    if (sp == NULL || sp->n == 0 || m->cap != 0 || m->cap_fields != 0
+        || m->len + 1 > MSG_BUF_INITIAL) {
+        return;
+    }
+    sp->n--;
+    m->buf = sp->s[sp->n].buf;
+    m->fields = sp->s[sp->n].fields;
+    m->cap = MSG_BUF_INITIAL;
+    m->cap_fields = MSG_FIELDS_INITIAL;
+    memset(m->buf, 0, m->len + 1);       /* the empty strings before the first append */
+}
+
+void
+rp_msg_spares_cleanup(rp_msg_spares_t *sp)
+{
+    while (sp->n > 0) {
+        sp->n--;
+        free(sp->s[sp->n].buf);
+        free(sp->s[sp->n].fields);
+    }
+}
+
 void
 rp_msg_cleanup(rp_msg_t *m)
 {
-    free(m->buf);
-    free(m->fields);
-    m->buf = NULL;
-    m->fields = NULL;
+    msg_give_buffers(m);
 }
 
 void
 rp_msg_shrink(rp_msg_t *m)
 {
-    free(m->buf);
-    free(m->fields);
-    m->buf = NULL;
-    m->fields = NULL;
-    m->cap = 0;
-    m->cap_fields = 0;
+    msg_give_buffers(m);
     m->len = 0;
     m->nfields = 0;
 }
@@ -125,6 +167,9 @@ msg_append(rp_msg_t *m, const char *at, size_t n)
 {
     if ((size_t) m->len + n + 1 > m->max_head) {
         return -1;
+    }
+    if (m->cap == 0) {
+        msg_take_buffers(m);
     }
     if (m->len + n + 1 > m->cap) {
         size_t  was = m->cap;
@@ -187,6 +232,12 @@ msg_head_too_big(rp_msg_t *m)
 static void
 msg_grow_fields(rp_msg_t *m)
 {
+    if (m->cap_fields == 0) {
+        msg_take_buffers(m);
+        if (m->cap_fields > 0) {
+            return;
+        }
+    }
     m->cap_fields = m->cap_fields ? m->cap_fields * 2 : MSG_FIELDS_INITIAL;
     m->fields = rp_xrealloc(m->fields, m->cap_fields * sizeof(rp_hdr_t));
 }

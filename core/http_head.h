@@ -63,6 +63,24 @@ typedef enum {
 
 typedef struct rp_msg_s rp_msg_t;
 
+/* A worker's spare head buffers. A client connection that goes idle gives
+ * its head buffers back (an idle client holds no head memory) and one that
+ * closes frees them; both go here instead, and the next request of the
+ * worker takes them: a keep-alive request then costs no malloc or free for
+ * its head. Only buffers of the first size are kept, so the spares hold at
+ * most RP_MSG_SPARES x 1.5 KiB. */
+#define RP_MSG_SPARES 64
+
+typedef struct {
+    unsigned                 n;
+    struct {
+        char                *buf;          /* owned                                  */
+        rp_hdr_t            *fields;       /* owned                                  */
+    } s[RP_MSG_SPARES];
+} rp_msg_spares_t;
+
+void rp_msg_spares_cleanup(rp_msg_spares_t *sp);
+
 /* What the owner of a message does with it. Each returns 0, or -1 to stop
  * the parser with an error (the owner has recorded why). */
 typedef struct {
@@ -115,6 +133,7 @@ struct rp_msg_s {
     uint8_t                  scan_started;  /* head scan: a start-line byte was seen  */
     uint8_t                  scan_crlfs;    /* head scan: CRLFs in a row              */
     uint8_t                  scan_done;     /* head scan: the empty line was seen     */
+    rp_msg_spares_t         *spares;        /* borrowed: the worker's, or NULL        */
 };
 
 /* Sets up m for requests (HTTP_REQUEST) or responses (HTTP_RESPONSE). */

@@ -449,6 +449,7 @@ fail_listeners:
     worker_drop_listeners(w);
     rp_flusher_cleanup(&w->flusher);
     rp_headbuf_cleanup(&w->head);
+    rp_msg_spares_cleanup(&w->msg_spares);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);
@@ -511,6 +512,7 @@ rp_worker_free(rp_worker_t *w)
     rp_gen_unref(w->gen);
     rp_flusher_cleanup(&w->flusher);
     rp_headbuf_cleanup(&w->head);
+    rp_msg_spares_cleanup(&w->msg_spares);
     event_free(w->mail_ev);
     close(w->mail_fd);
     event_free(w->grace_ev);

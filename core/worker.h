@@ -74,6 +74,7 @@ struct rp_worker_s {
     rp_flusher_t               flusher;    /* direct writes of plain sockets           */
     rp_headbuf_t               head;       /* heads are built here, then handed over  */
     char                       read_scratch[RP_READ_SCRATCH];   /* plain sockets' reads */
+    rp_msg_spares_t            msg_spares; /* request head buffers between requests */
     int                        stopping;
 };
 
