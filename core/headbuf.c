@@ -53,15 +53,18 @@ rp_headbuf_add_field(rp_headbuf_t *b, const char *name, size_t nlen, const char 
     b->len = (size_t) (p - b->p);
 }
 
-size_t
-rp_fmt_uint(char *out, uint64_t v)
+/* v's digits in base (10 or 16), most significant first, and a NUL;
+ * inlined into each caller, so the division is by a constant. */
+static inline size_t
+fmt_radix(char *out, uint64_t v, unsigned base)
 {
-    char    tmp[20];
-    size_t  n = 0, i;
+    static const char  digits[] = "0123456789abcdef";
+    char               tmp[20];
+    size_t             n = 0, i;
 
     do {
-        tmp[n++] = (char) ('0' + v % 10);
-        v /= 10;
+        tmp[n++] = digits[v % base];
+        v /= base;
     } while (v != 0);
     for (i = 0; i < n; i++) {
         out[i] = tmp[n - 1 - i];
@@ -71,21 +74,15 @@ rp_fmt_uint(char *out, uint64_t v)
 }
 
 size_t
+rp_fmt_uint(char *out, uint64_t v)
+{
+    return fmt_radix(out, v, 10);
+}
+
+size_t
 rp_fmt_hex(char *out, uint64_t v)
 {
-    static const char  digits[] = "0123456789abcdef";
-    char               tmp[16];
-    size_t             n = 0, i;
-
-    do {
-        tmp[n++] = digits[v & 0xf];
-        v >>= 4;
-    } while (v != 0);
-    for (i = 0; i < n; i++) {
-        out[i] = tmp[n - 1 - i];
-    }
-    out[n] = '\0';
-    return n;
+    return fmt_radix(out, v, 16);
 }
 
 void

@@ -6,6 +6,7 @@
 #include "sockread.h"
 #include "lua_request.h"
 #include "lua_state.h"
+#include "timer.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -72,24 +73,15 @@ rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
     }
 }
 
-/* Deadlines are lazy: the timer is moved only when it would fire after
- * the new deadline. One that fires early finds the phase's deadline still
- * ahead and re-arms itself for the rest (conn_on_timer). A keep-alive
- * request so costs no timer change at all: its head arrives in one read
- * (no head deadline), and the keep-alive deadline that follows is later
- * than the timer already pending. */
+/* The phase's deadline, on a lazy timer (timer.h). A keep-alive request so
+ * costs no timer change at all: its head arrives in one read (no head
+ * deadline), and the keep-alive deadline that follows is later than the
+ * timer already pending. */
 static void
 conn_deadline_at(rp_http_conn_t *c, double due)
 {
-    struct timeval  tv;
-
     c->due = due;
-    if (c->timer_at > 0 && c->timer_at <= due) {
-        return;                            /* fires first, then re-arms */
-    }
-    tv = rp_timeval(due - rp_now());
-    evtimer_add(&c->timer_ev, &tv);
-    c->timer_at = due;
+    rp_timer_due(&c->timer_ev, &c->timer_at, due);
 }
 
 void
@@ -107,10 +99,7 @@ static void
 conn_timer_stop(rp_http_conn_t *c)
 {
     c->due = 0;
-    if (c->timer_at > 0) {
-        evtimer_del(&c->timer_ev);
-        c->timer_at = 0;
-    }
+    rp_timer_stop(&c->timer_ev, &c->timer_at);
 }
 
 /* A plain bufferevent, or a TLS one in accepting state (the SSL is owned
@@ -614,15 +603,13 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_http_conn_t  *c = arg;
-    double           left = c->due - rp_now();
 
-    c->timer_at = 0;
     if (c->due == 0) {
+        c->timer_at = 0;
         return;                            /* the phase it was set for is over */
     }
-    if (left > 0.0005) {
-        conn_deadline_at(c, c->due);       /* set early for a later deadline */
-        return;
+    if (!rp_timer_expired(&c->timer_ev, &c->timer_at, c->due)) {
+        return;                            /* set early for a later deadline */
     }
     c->due = 0;
     rp_http_conn_ref(c);

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "sockread.h"
+#include "timer.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -26,7 +27,6 @@ static void uc_on_read(struct bufferevent *bev, void *arg);
 static void uc_on_write(struct bufferevent *bev, void *arg);
 static void uc_on_event(struct bufferevent *bev, short what, void *arg);
 static void uc_on_deadline(evutil_socket_t fd, short what, void *arg);
-static void uc_stop_deadline(rp_upstream_conn_t *uc);
 
 /* The response parser's handler lives in proxy.c; a connection only owns it. */
 extern const rp_msg_handler_t rp_proxy_resp_handler;
@@ -81,7 +81,8 @@ uc_set_state(rp_upstream_conn_t *uc, rp_uc_state_e s)
 static void
 uc_free_socket(rp_upstream_conn_t *uc)
 {
-    uc_stop_deadline(uc);
+    uc->reading = 0;
+    rp_timer_stop(uc->deadline, &uc->deadline_at);
     if (uc->bev != NULL) {
         if (uc->ssl != NULL && uc->connected) {
             rp_tls_shutdown(uc->ssl);      /* the session stays resumable */
@@ -538,50 +539,22 @@ rp_upstream_bind(rp_upstream_conn_t *uc, const rp_upstream_user_t *user, void *a
     rp_msg_resume(&uc->resp);
 }
 
-/* The response deadline is lazy, like a client's (http_conn.c): the timer
- * moves only when it would fire after read_at + read_timeout. A keep-alive
- * request then changes no timer: the one pending from an earlier request
- * fires first, finds bytes came since and re-arms for the rest. */
-static void
-uc_arm_deadline(rp_upstream_conn_t *uc, double t)
-{
-    struct timeval  tv;
-    double          due = rp_now() + t;
-
-    if (uc->deadline_at > 0 && uc->deadline_at <= due) {
-        return;                            /* fires first, then re-arms */
-    }
-    tv = rp_timeval(t);
-    evtimer_add(uc->deadline, &tv);
-    uc->deadline_at = due;
-}
-
-static void
-uc_stop_deadline(rp_upstream_conn_t *uc)
-{
-    uc->reading = 0;
-    if (uc->deadline_at > 0) {
-        evtimer_del(uc->deadline);
-        uc->deadline_at = 0;
-    }
-}
-
-/* The response deadline: a timeout only when no byte came for read_timeout;
- * bytes that came meanwhile move it to read_at + read_timeout. */
+/* The response deadline: a timeout only when no byte came for read_timeout,
+ * at read_at + read_timeout, on a lazy timer (timer.h): the one pending from
+ * an earlier request fires first and re-arms itself for the rest. */
 static void
 uc_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     rp_upstream_conn_t  *uc = arg;
-    double               t = uc->b->conf->read_timeout, quiet = rp_now() - uc->read_at;
 
     RP_UNUSED(fd);
     RP_UNUSED(what);
-    uc->deadline_at = 0;
     if (uc->state != RP_UC_ACTIVE || uc->user == NULL || !uc->reading) {
+        uc->deadline_at = 0;
         return;                            /* idle, or paused: resume arms it */
     }
-    if (quiet < t - 0.001) {
-        uc_arm_deadline(uc, t - quiet);
+    if (!rp_timer_expired(uc->deadline, &uc->deadline_at,
+                          uc->read_at + uc->b->conf->read_timeout)) {
         return;
     }
     uc->reading = 0;
@@ -616,7 +589,7 @@ rp_upstream_resume(rp_upstream_conn_t *uc)
     rp_reader_on(&uc->reader);
     uc->read_at = rp_now();
     uc->reading = 1;
-    uc_arm_deadline(uc, uc->b->conf->read_timeout);
+    rp_timer_due(uc->deadline, &uc->deadline_at, uc->read_at + uc->b->conf->read_timeout);
 }
 
 void
