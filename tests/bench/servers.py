@@ -426,15 +426,18 @@ def check_config(kind, rproxy_bin, tmp, lua, tls=None):
 # tickets, each proxy's own defaults otherwise. nginx gets a shared session cache
 # (its default is none) so that the three do the same work per full handshake.
 
-NGINX_TLS = """\
-        listen 127.0.0.1:%(tls_port)d ssl backlog=4096;
+NGINX_SSL = """\
         ssl_certificate %(cert)s;
         ssl_certificate_key %(key)s;
         ssl_client_certificate %(ca)s;
         ssl_verify_client on;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:bench:10m;
-        ssl_session_timeout 300s;
+        ssl_session_timeout 300s;"""
+
+NGINX_TLS = """\
+        listen 127.0.0.1:%(tls_port)d ssl backlog=4096;
+""" + NGINX_SSL + """
         ssl_session_tickets on;"""
 
 HAPROXY_TLS = """\
@@ -446,13 +449,7 @@ HAPROXY_TLS = """\
 NGINX_TLS_ID = """\
     server {
         listen 127.0.0.1:%(tls_id_port)d ssl backlog=4096;
-        ssl_certificate %(cert)s;
-        ssl_certificate_key %(key)s;
-        ssl_client_certificate %(ca)s;
-        ssl_verify_client on;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_cache shared:bench:10m;
-        ssl_session_timeout 300s;
+""" + NGINX_SSL + """
         ssl_session_tickets off;
         proxy_http_version 1.1;
         proxy_set_header Connection "";

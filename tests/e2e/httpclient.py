@@ -235,6 +235,26 @@ class RawClient:
             pass
 
 
+def recv_until_closed(s):
+    """Reads the socket s until the peer closes; returns the bytes (a reset
+    raises, as a test that reads to EOF wants)."""
+    buf = bytearray()
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return bytes(buf)
+        buf += d
+
+
+def slow_reader(port, path, timeout):
+    """A socket with a small receive buffer (64 KiB) that has sent GET path:
+    back-pressure reaches the proxy as soon as the caller stops reading."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: test.local\r\n\r\n" % path.encode())
+    return s
+
+
 def exchange(port, data, method="GET", timeout=10):
     """Sends data on a new connection, returns (first response or None, client)."""
     c = RawClient(port, timeout=timeout)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from backends import free_port
-from httpclient import exchange, parse_response, req
+from httpclient import exchange, parse_response, recv_until_closed, req
 from proxy import basic_lua
 
 N_CLIENTS = 1000
@@ -25,12 +25,7 @@ def one_shot(port, i):
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
     try:
         s.sendall(data)
-        buf = bytearray()
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
+        buf = recv_until_closed(s)
     finally:
         s.close()
     got = parse_response(buf, eof=True)

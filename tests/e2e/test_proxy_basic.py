@@ -14,7 +14,7 @@ import zlib
 import pytest
 
 from backends import big_download, free_port, pattern_crc
-from httpclient import RawClient, curl, exchange, parse_response, req
+from httpclient import RawClient, curl, exchange, parse_response, recv_until_closed, req
 from proxy import REPO, basic_lua
 
 
@@ -442,12 +442,7 @@ def test_connection_close_closes_without_lingering(backend, rproxy):
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(req("GET", "/cc", headers=[("Connection", "close")]))
-        buf = b""
-        while True:
-            d = s.recv(65536)                 # a RST would raise here
-            if not d:
-                break
-            buf += d
+        buf = recv_until_closed(s)            # a RST would raise here
         s.close()
         r = parse_response(buf, eof=True)
         assert r is not None and r[0].status == 200 and r[0].complete, buf[:200]

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 
-from httpclient import RawClient, req
+from httpclient import RawClient, recv_until_closed, req
 from test_reload_lib import ASAN, Reloader, connect_refused, get, slow_handler, wait_listening
 
 DICT_LUA = """
@@ -159,12 +159,7 @@ def test_unchanged_listener_never_refuses_during_reloads(backend, rproxy):
                 continue
             try:
                 s.sendall(req("GET", "/loop", headers=[("Connection", "close")]))
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = recv_until_closed(s)
                 if data.startswith(b"HTTP/1.1 200 "):
                     stats["ok"] += 1
                 else:

@@ -6,7 +6,7 @@ import socket
 import time
 
 from backends import big_download
-from httpclient import RawClient, exchange, req
+from httpclient import RawClient, exchange, req, slow_reader
 from proxy import basic_lua
 
 
@@ -77,9 +77,7 @@ def test_client_not_reading_cut_at_write_timeout(backend, rproxy):
     be = backend(handler=big_download(size))
     p = rproxy(basic_lua({"app1": be.address}, listen="write_timeout = 1",
                          backend="connections = 1, retry = 0.2"))
-    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    s.sendall(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    s = slow_reader(p.port, "/big", timeout=10)
     time.sleep(1 + 4)                    # not reading: the proxy gives up meanwhile
     got = 0
     s.settimeout(5)

@@ -4,12 +4,11 @@ client that uploads slowly but steadily; a backend that stops mid-body is cut
 at its read_timeout; and a response paused by a client that does not read
 (back-pressure) is not the backend's silence."""
 
-import socket
 import time
 import zlib
 
 from backends import big_download, pattern_crc
-from httpclient import RawClient, exchange, parse_response, req
+from httpclient import RawClient, exchange, req, slow_reader
 from proxy import basic_lua
 
 PIECES = 6
@@ -83,9 +82,7 @@ def test_client_paused_download_is_not_backend_silence(backend, rproxy):
     be = backend(handler=big_download(size))
     p = rproxy(basic_lua({"app1": be.address}, listen='high_watermark = "256k"',
                          backend='read_timeout = 1, high_watermark = "256k"'))
-    s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    s.sendall(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    s = slow_reader(p.port, "/big", timeout=20)
     time.sleep(3)
     buf = bytearray()
     deadline = time.monotonic() + 60

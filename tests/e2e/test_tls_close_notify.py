@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 
+from httpclient import recv_until_closed
 from tlsutil import (client_ctx, config, pki, read_response, request_bytes,  # noqa: F401
                      s_client, tls_connect, tls_table)
 
@@ -143,12 +144,7 @@ def _records_of_answer(port, pki, body_size):
     obj.write(b"GET /sized HTTP/1.1\r\nHost: test.local\r\nX-Size: %d\r\n"
               b"Connection: close\r\n\r\n" % body_size)
     s.sendall(out.read())
-    raw = bytearray()
-    while True:
-        data = s.recv(65536)
-        if not data:
-            break
-        raw += data
+    raw = recv_until_closed(s)
     s.close()
     types, i = [], 0
     while i + 5 <= len(raw):
