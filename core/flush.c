@@ -23,10 +23,10 @@ flush_run(rp_flush_t *s)
      * its write callback drains it; this is that callback's work, done early */
     evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0) {
-        if (evbuffer_write(out, bufferevent_getfd(bev)) <= 0) {
+        if (evbuffer_write(out, s->fd) <= 0) {
             /* EAGAIN, or an error libevent will meet and report as an event */
             evbuffer_freeze(out, 1);
-            bufferevent_enable(bev, EV_WRITE);
+            rp_flush_arm(s);
             return;
         }
     }
@@ -89,6 +89,7 @@ rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
         return;                            /* no flusher (unit tests): libevent writes */
     }
     s->bev = bev;
+    s->fd = bufferevent_getfd(bev);
     s->f = f;
     s->queued = 0;
     s->want_drain = 0;
@@ -96,6 +97,30 @@ rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         bufferevent_enable(bev, EV_WRITE);
     }
+}
+
+void
+rp_flush_bind(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_socket_t fd)
+{
+    if (f->ev == NULL) {
+        bufferevent_setfd(bev, fd);        /* no flusher (unit tests): libevent writes */
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    s->bev = bev;
+    s->fd = fd;
+    s->f = f;
+    s->queued = 0;
+    s->want_drain = 0;
+}
+
+void
+rp_flush_arm(rp_flush_t *s)
+{
+    if (bufferevent_getfd(s->bev) != s->fd) {
+        bufferevent_setfd(s->bev, s->fd);
+    }
+    bufferevent_enable(s->bev, EV_WRITE);
 }
 
 void
@@ -124,7 +149,8 @@ rp_flush_want_drain(rp_flush_t *s)
 void
 rp_flush_drained(rp_flush_t *s)
 {
-    if (s->bev != NULL && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+    if (s->bev != NULL && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0
+        && (bufferevent_get_enabled(s->bev) & EV_WRITE)) {
         bufferevent_disable(s->bev, EV_WRITE);
     }
 }

@@ -12,6 +12,7 @@
 
 #include "rp.h"
 
+#include <event2/util.h>
 #include <sys/queue.h>
 
 struct bufferevent;
@@ -20,6 +21,7 @@ struct event_base;
 
 typedef struct rp_flush_s {
     struct bufferevent        *bev;       /* borrowed: the one it writes       */
+    evutil_socket_t            fd;        /* its socket (bev's may be stale)   */
     struct rp_flusher_s       *f;         /* back-pointer                      */
     TAILQ_ENTRY(rp_flush_s)    link;      /* in f->queue while queued          */
     int                        queued;
@@ -38,6 +40,14 @@ void rp_flusher_cleanup(rp_flusher_t *f);
  * bev, and rp_flush_detach() must run before either goes. */
 void rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
 void rp_flush_detach(rp_flush_t *s);
+
+/* The same for a bufferevent with EV_WRITE off and nothing to write (a
+ * spare conn's, http_conn.c) that is to write fd: no libevent call now;
+ * bev is pointed at fd when a write has to wait (rp_flush_arm). */
+void rp_flush_bind(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_socket_t fd);
+
+/* What is queued waits for the socket: EV_WRITE on, and libevent writes it. */
+void rp_flush_arm(rp_flush_t *s);
 
 /* Bytes were added to the output of s's bufferevent: they are written in
  * this loop pass. Every add to a flushed output must be followed by one;

@@ -28,6 +28,7 @@
 
 #define CONN_READ_HIGH_WATERMARK (64 * 1024)
 #define CONN_LINGER_SECONDS      2.0
+#define CONN_SPARES_MAX          64      /* a worker's spare conns (about 2 KiB each) */
 
 static int  req_on_head(rp_msg_t *m);
 static int  req_on_body(rp_msg_t *m, const char *p, size_t n);
@@ -35,8 +36,10 @@ static int  req_on_complete(rp_msg_t *m);
 static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
-static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_on_timer(rp_http_conn_t *c);
 static void conn_close(rp_http_conn_t *c);
+static void client_free(rp_client_t *cl);
+static void conn_destroy(rp_http_conn_t *c);
 
 static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
 
@@ -60,7 +63,7 @@ conn_set_timeouts(rp_http_conn_t *c, int body)
 {
     struct timeval  w = rp_timeval(c->lc->write_timeout);
 
-    rp_reader_set_timeouts(&c->reader, body ? c->lc->read_timeout : 0, &w);
+    rp_reader_set_timeouts(&c->cl->reader, body ? c->lc->read_timeout : 0, &w);
     c->body_timeout = body != 0;
     c->write_timeout = c->lc->write_timeout;
 }
@@ -80,8 +83,10 @@ rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
 static void
 conn_deadline_at(rp_http_conn_t *c, double due)
 {
-    c->due = due;
-    rp_timer_due(&c->timer_ev, &c->timer_at, due);
+    rp_client_t  *cl = c->cl;
+
+    cl->due = due;
+    rp_timer_due(&cl->timer_ev, &cl->timer_at, due);
 }
 
 void
@@ -90,30 +95,107 @@ rp_http_conn_deadline(rp_http_conn_t *c, double seconds)
     if (seconds > 0) {
         conn_deadline_at(c, rp_now() + seconds);
     } else {
-        c->due = 0;                        /* a pending timer then does nothing */
+        c->cl->due = 0;                    /* a pending timer then does nothing */
     }
 }
 
 /* Before the connection goes: the timer must not fire any more. */
 static void
-conn_timer_stop(rp_http_conn_t *c)
+client_timer_stop(rp_client_t *cl)
 {
-    c->due = 0;
-    rp_timer_stop(&c->timer_ev, &c->timer_at);
+    cl->due = 0;
+    rp_timer_stop(&cl->timer_ev, &cl->timer_at);
 }
 
-/* A plain bufferevent, or a TLS one in accepting state (the SSL is owned
- * by the bufferevent from here). The handshake must end in handshake_timeout. */
+/* ---- conns: spares, binding, parking ----------------------------------------------- */
+
+/* A conn for a plain client: a spare (its bufferevent and buffers with it),
+ * or a new one. Either way zeroed but for the bufferevent, whose callbacks
+ * already name it. */
+static rp_http_conn_t *
+conn_get(rp_worker_t *w)
+{
+    rp_http_conn_t      *c = w->conn_spares;
+    struct bufferevent  *bev;
+    double               write_timeout;
+
+    if (c != NULL) {
+        w->conn_spares = c->next_spare;
+        w->nconn_spares--;
+        bev = c->bev;
+        write_timeout = c->write_timeout;  /* what bev has */
+        memset(c, 0, sizeof(*c));
+        c->bev = bev;
+        c->write_timeout = write_timeout;
+        return c;
+    }
+    c = rp_xalloc(sizeof(rp_http_conn_t));
+    /* no BEV_OPT_CLOSE_ON_FREE: the client owns the socket, and the
+     * bufferevent outlives it as a spare */
+    c->bev = bufferevent_socket_new(w->base, -1, 0);
+    if (c->bev == NULL) {
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_disable(c->bev, EV_WRITE);     /* the flusher writes (flush.h) */
+    rp_reader_take_reads(c->bev);
+    return c;
+}
+
+/* c is done with its client: a plain one becomes a spare, emptied and with
+ * its events off; a TLS one (its bufferevent holds the session) is freed. */
+static void
+conn_put(rp_http_conn_t *c)
+{
+    rp_worker_t      *w = c->w;
+    struct evbuffer  *out;
+
+    rp_msg_cleanup(&c->req);
+    if (c->ssl != NULL || w->nconn_spares >= CONN_SPARES_MAX || rp_worker_stopping(w)) {
+        bufferevent_free(c->bev);
+        free(c);
+        return;
+    }
+    /* as rp_flush_bind() wants it; a spare's calls cost nothing */
+    if (bufferevent_get_enabled(c->bev) & EV_WRITE) {
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);         /* an aborted answer's rest */
+        evbuffer_drain(out, evbuffer_get_length(out));
+    }
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+    }
+    c->next_spare = w->conn_spares;
+    w->conn_spares = c;
+    w->nconn_spares++;
+}
+
+void
+rp_http_conn_spares_free(rp_worker_t *w)
+{
+    rp_http_conn_t  *c;
+
+    while ((c = w->conn_spares) != NULL) {
+        w->conn_spares = c->next_spare;
+        bufferevent_free(c->bev);
+        free(c);
+    }
+    w->nconn_spares = 0;
+}
+
+/* A TLS bufferevent in accepting state (the SSL and the socket are owned by
+ * the bufferevent from here). The handshake must end in handshake_timeout. */
 static int
-conn_new_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int fd)
+conn_new_tls_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int fd)
 {
     SSL             *ssl;
     struct timeval   tv;
 
-    if (lc->tls_server == NULL) {
-        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        return c->bev ? RP_OK : RP_ERROR;
-    }
     if ((ssl = rp_tls_server_ssl(lc->tls_server)) == NULL) {
         rp_log_error("client %s: cannot create a TLS session", c->addr);
         return RP_ERROR;
@@ -125,6 +207,7 @@ conn_new_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, int 
         SSL_free(ssl);
         return RP_ERROR;
     }
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     /* a client that closes without close_notify is the common case */
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     c->ssl = ssl;
@@ -173,59 +256,196 @@ conn_ipv4_text(const struct in_addr *in, char *a)
     }
 }
 
-void
-rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sockaddr *sa,
-                    int salen)
+/* Binds c to cl for its next request (at accept, or when a parked client
+ * sends a byte): a fresh conn in state IDLE. */
+static void
+conn_bind(rp_http_conn_t *c, rp_client_t *cl)
 {
-    rp_http_conn_t          *c;
-    const rp_listen_conf_t  *lc = li->conf;
+    rp_worker_t             *w = cl->w;
+    const rp_listen_conf_t  *lc = cl->l->conf;
 
-    c = rp_xalloc(sizeof(rp_http_conn_t));
     c->w = w;
-    c->l = li;
+    c->l = cl->l;
+    c->cl = cl;
     c->lc = lc;
+    c->addr = cl->addr;
+    c->port = cl->port;
     c->refs = 1;                           /* the open reference, dropped at close */
-    if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, c->addr,
-                  sizeof(c->addr));
-        c->port = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
-    } else {
-        conn_ipv4_text(&((const struct sockaddr_in *) sa)->sin_addr, c->addr);
-        c->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
-    }
-    if (conn_new_bev(c, w, lc, fd) != RP_OK) {
-        evutil_closesocket(fd);
-        free(c);
-        return;
-    }
-    rp_listener_ref(li);
-    if (c->ssl == NULL) {
-        rp_flush_attach(&w->flusher, &c->flush, c->bev);
-    }
-    if (c->ssl != NULL) {
-        c->sock_conf = li->conf_ref;       /* its SSL_CTX lives there */
-        rp_config_ref(c->sock_conf);
-    }
-    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-    rp_reader_init(&c->reader, c->bev, CONN_READ_HIGH_WATERMARK, c->ssl == NULL);
-    if (c->ssl == NULL) {
-        rp_reader_attach(&c->reader, w->base, w->read_scratch);
-    }
+    cl->c = c;
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
     c->req.spares = &w->msg_spares;
     c->req.max_line = (uint32_t) lc->max_request_line;
     c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
     c->req.max_fields = lc->max_headers;
-    evtimer_assign(&c->timer_ev, w->base, conn_on_timer, c);
     c->lua_box_ref = RP_LUA_NOREF;
     c->lua_ctx_ref = RP_LUA_NOREF;
     conn_set_state(c, RP_CONN_IDLE);
+}
+
+/* A plain client's conn takes its socket: the bufferevent writes it (through
+ * the worker's flusher), the client's reader fills its input. */
+static void
+conn_bind_plain(rp_http_conn_t *c)
+{
+    rp_flush_bind(&c->w->flusher, &c->flush, c->bev, c->cl->fd);
+    rp_reader_bind(&c->cl->reader, c->bev, conn_on_read, conn_on_event, c);
+    if (c->write_timeout != c->lc->write_timeout) {
+        conn_set_timeouts(c, 0);
+    }
+}
+
+/* The client's socket (a TLS bufferevent holds it). */
+static evutil_socket_t
+conn_fd(const rp_http_conn_t *c)
+{
+    return c->cl->fd >= 0 ? c->cl->fd : bufferevent_getfd(c->bev);
+}
+
+/* Nothing left for c to do until the client sends again: idle, nothing
+ * buffered either way, no write pending, and only the caller's reference
+ * besides the open one gone (no callback of c's on the stack). */
+static int
+conn_parkable(const rp_http_conn_t *c)
+{
+    return c->refs == 1 && c->state == RP_CONN_IDLE && c->ssl == NULL && !c->closed
+           && !c->flush.queued && !(bufferevent_get_enabled(c->bev) & EV_WRITE)
+           && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0
+           && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* The client keeps its socket, reader and keep-alive deadline; c becomes a
+ * spare. */
+static void
+conn_park(rp_http_conn_t *c)
+{
+    rp_client_t  *cl = c->cl;
+
+    rp_flush_detach(&c->flush);
+    rp_reader_bind(&cl->reader, NULL, NULL, NULL, NULL);
+    cl->c = NULL;
+    conn_put(c);
+}
+
+/* The end of a callback that took a reference on c. */
+static void
+conn_unref_or_park(rp_http_conn_t *c)
+{
+    if (--c->refs == 0) {
+        conn_destroy(c);
+    } else if (conn_parkable(c)) {
+        conn_park(c);
+    }
+}
+
+/* A parked client's byte (or EOF): a conn is bound again first. */
+static void
+client_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    rp_client_t     *cl = arg;
+    rp_http_conn_t  *c;
+
+    if (cl->c == NULL) {
+        if ((c = conn_get(cl->w)) == NULL) {
+            client_free(cl);
+            return;
+        }
+        conn_bind(c, cl);
+        conn_bind_plain(c);
+    }
+    rp_reader_ready(fd, what, &cl->reader);
+}
+
+static void
+client_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rp_client_t  *cl = arg;
+
+    if (cl->due == 0) {
+        cl->timer_at = 0;
+        return;                            /* the phase it was set for is over */
+    }
+    if (!rp_timer_expired(&cl->timer_ev, &cl->timer_at, cl->due)) {
+        return;                            /* set early for a later deadline */
+    }
+    cl->due = 0;
+    if (cl->c == NULL) {
+        client_free(cl);                   /* parked past the keep-alive time */
+    } else {
+        conn_on_timer(cl->c);
+    }
+}
+
+/* The socket goes: after its conn, if it had one. */
+static void
+client_free(rp_client_t *cl)
+{
+    rp_worker_conn_removed(cl->w, cl);
+    client_timer_stop(cl);
+    rp_reader_detach(&cl->reader);
+    if (cl->fd >= 0) {
+        evutil_closesocket(cl->fd);
+    }
+    rp_listener_unref(cl->l);
+    free(cl);
+}
+
+static void
+client_set_addr(rp_client_t *cl, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, cl->addr,
+                  sizeof(cl->addr));
+        cl->port = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
+    } else {
+        conn_ipv4_text(&((const struct sockaddr_in *) sa)->sin_addr, cl->addr);
+        cl->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
+    }
+}
+
+void
+rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sockaddr *sa,
+                    int salen)
+{
+    rp_client_t             *cl;
+    rp_http_conn_t          *c;
+    const rp_listen_conf_t  *lc = li->conf;
+    int                      tls = lc->tls_server != NULL;
+
+    c = tls ? rp_xalloc(sizeof(rp_http_conn_t)) : conn_get(w);
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    cl = rp_xalloc(sizeof(rp_client_t));
+    cl->w = w;
+    cl->l = li;
+    cl->fd = fd;
+    client_set_addr(cl, sa);
+    conn_bind(c, cl);
+    if (tls) {
+        if (conn_new_tls_bev(c, w, lc, fd) != RP_OK) {
+            evutil_closesocket(fd);
+            free(c);
+            free(cl);
+            return;
+        }
+        cl->fd = -1;                       /* the bufferevent's now */
+        c->sock_conf = li->conf_ref;       /* its SSL_CTX lives there */
+        rp_config_ref(c->sock_conf);
+        rp_reader_init(&cl->reader, c->bev, CONN_READ_HIGH_WATERMARK, 0);
+    } else {
+        rp_reader_init(&cl->reader, c->bev, CONN_READ_HIGH_WATERMARK, 1);
+        rp_reader_attach_fd(&cl->reader, w->base, fd, w->read_scratch, client_on_ready, cl);
+        conn_bind_plain(c);
+    }
+    rp_listener_ref(li);
+    evtimer_assign(&cl->timer_ev, w->base, client_on_timer, cl);
     if (!c->handshaking) {
         conn_set_timeouts(c, 0);
         rp_http_conn_deadline(c, lc->read_timeout);   /* for the first request */
     }
-    rp_reader_on(&c->reader);
-    rp_worker_conn_added(w, c);
+    rp_reader_on(&cl->reader);
+    rp_worker_conn_added(w, cl);
 }
 
 /* Frees what the current request owns: rewrites, a hook's answer, its Lua
@@ -263,13 +483,14 @@ conn_request_cleanup(rp_http_conn_t *c)
 static void
 conn_destroy(rp_http_conn_t *c)
 {
+    rp_client_t  *cl = c->cl;
+
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
     }
     rp_proxy_detach(c, 0);
     conn_request_cleanup(c);
-    rp_worker_conn_removed(c->w, c);
-    conn_timer_stop(c);
+    client_timer_stop(cl);
     if (c->ssl != NULL && !c->handshaking) {
         rp_tls_shutdown(c->ssl);          /* keeps the session resumable */
     }
@@ -278,14 +499,13 @@ conn_destroy(rp_http_conn_t *c)
         free(c->tls_facts);
     }
     rp_flush_detach(&c->flush);
-    rp_reader_detach(&c->reader);
-    bufferevent_free(c->bev);
+    rp_reader_detach(&cl->reader);
     if (c->sock_conf != NULL) {
         rp_config_unref(c->sock_conf);
     }
-    rp_listener_unref(c->l);
-    rp_msg_cleanup(&c->req);
-    free(c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);   /* a parked one's is, at finish */
+    conn_put(c);                           /* a TLS bufferevent closes the socket */
+    client_free(cl);
 }
 
 void
@@ -309,8 +529,8 @@ conn_release(rp_http_conn_t *c)
     if (!c->closed) {
         c->closed = 1;
         conn_set_state(c, RP_CONN_CLOSING);
-        conn_timer_stop(c);
-        rp_reader_off(&c->reader);
+        client_timer_stop(c->cl);
+        rp_reader_off(&c->cl->reader);
         bufferevent_disable(c->bev, EV_WRITE);
         rp_http_conn_unref(c);
     }
@@ -408,7 +628,7 @@ conn_parse_loop(rp_http_conn_t *c)
         }
         evbuffer_drain(in, (size_t) rc);
         c->bytes_in += (uint64_t) rc;
-        if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD && c->due == 0) {
+        if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD && c->cl->due == 0) {
             /* slowloris: the whole head must arrive within read_timeout */
             conn_deadline_at(c, c->t_start + c->lc->read_timeout);
         }
@@ -425,7 +645,7 @@ conn_parse_loop(rp_http_conn_t *c)
             break;
         }
     }
-    rp_reader_drained(&c->reader);
+    rp_reader_drained(&c->cl->reader);
 }
 
 void
@@ -448,10 +668,12 @@ conn_on_read(struct bufferevent *bev, void *arg)
 
     if (c->state == RP_CONN_CLOSING) {
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
-        rp_reader_drained(&c->reader);
+        rp_reader_drained(&c->cl->reader);
         return;
     }
+    rp_http_conn_ref(c);
     rp_http_conn_parse(c);
+    conn_unref_or_park(c);
 }
 
 /* After the last answer: half-close, then read and drop what the client still
@@ -465,11 +687,11 @@ conn_linger(rp_http_conn_t *c)
          * client can tell the end of the answer from a truncation */
         SSL_shutdown(c->ssl);
     }
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    shutdown(conn_fd(c), SHUT_WR);
     bufferevent_disable(c->bev, EV_WRITE);
-    rp_reader_set_timeouts(&c->reader, CONN_LINGER_SECONDS, NULL);
-    rp_reader_set_limit(&c->reader, 0);
-    rp_reader_on(&c->reader);
+    rp_reader_set_timeouts(&c->cl->reader, CONN_LINGER_SECONDS, NULL);
+    rp_reader_set_limit(&c->cl->reader, 0);
+    rp_reader_on(&c->cl->reader);
     c->lingering = 1;                      /* the next event (EOF, timeout) frees */
 }
 
@@ -490,7 +712,7 @@ conn_may_have_input(rp_http_conn_t *c)
         return 1;
     }
     return !(c->flags & RP_REQ_CLIENT_CLOSES)
-           && (ioctl(bufferevent_getfd(c->bev), FIONREAD, &n) != 0 || n > 0);
+           && (ioctl(conn_fd(c), FIONREAD, &n) != 0 || n > 0);
 }
 
 /* The last answer is written: close now, or half-close and linger. */
@@ -517,7 +739,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
     } else if (c->state == RP_CONN_PROXY) {
         rp_proxy_client_drained(c);
     }
-    rp_http_conn_unref(c);
+    conn_unref_or_park(c);                 /* an answer's last byte went: maybe idle */
 }
 
 /* Starts closing: flushes what is queued, then lingers, then frees. */
@@ -527,15 +749,19 @@ conn_close(rp_http_conn_t *c)
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
     }
-    conn_timer_stop(c);
+    client_timer_stop(c->cl);
     rp_proxy_detach(c, 0);
     conn_set_state(c, RP_CONN_CLOSING);
-    rp_reader_off(&c->reader);
+    rp_reader_off(&c->cl->reader);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_output_done(c);
-    } else if (!rp_flush_want_drain(&c->flush)) {
-        bufferevent_enable(c->bev, EV_WRITE);     /* libevent writes it */
+    } else if (rp_flush_want_drain(&c->flush)) {
+        return;                            /* the flusher writes it, then calls back */
+    } else if (c->ssl == NULL) {
+        rp_flush_arm(&c->flush);           /* libevent writes it */
+    } else {
+        bufferevent_enable(c->bev, EV_WRITE);
     }
 }
 
@@ -599,19 +825,10 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     rp_http_conn_unref(c);
 }
 
+/* The phase's deadline passed (client_on_timer). */
 static void
-conn_on_timer(evutil_socket_t fd, short what, void *arg)
+conn_on_timer(rp_http_conn_t *c)
 {
-    rp_http_conn_t  *c = arg;
-
-    if (c->due == 0) {
-        c->timer_at = 0;
-        return;                            /* the phase it was set for is over */
-    }
-    if (!rp_timer_expired(&c->timer_ev, &c->timer_at, c->due)) {
-        return;                            /* set early for a later deadline */
-    }
-    c->due = 0;
     rp_http_conn_ref(c);
     if (c->state == RP_CONN_IDLE) {
         conn_release(c);                   /* no request within the keep-alive time */
@@ -798,14 +1015,17 @@ rp_http_conn_finish(rp_http_conn_t *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     rp_http_conn_body_timeout(c, 0);
     rp_http_conn_deadline(c, c->lc->keepalive_timeout);
-    rp_reader_on(&c->reader);
+    rp_reader_on(&c->cl->reader);
     if (evbuffer_get_length(in) > 0) {
         rp_http_conn_parse(c);             /* a pipelined request is already here */
+    } else {
+        /* the answer's last byte written, conn_on_write parks the client */
+        rp_flush_want_drain(&c->flush);
     }
 }
 
-void
-rp_http_conn_shutdown(rp_http_conn_t *c)
+static void
+conn_shutdown(rp_http_conn_t *c)
 {
     rp_http_conn_ref(c);
     if (c->state == RP_CONN_IDLE) {
@@ -822,4 +1042,24 @@ rp_http_conn_retarget(rp_pending_t *p, rp_target_t *to)
     rp_http_conn_t  *c = (rp_http_conn_t *) ((char *) p - offsetof(rp_http_conn_t, pending));
 
     c->target = to;
+}
+
+void
+rp_client_shutdown(rp_client_t *cl)
+{
+    if (cl->c == NULL) {
+        client_free(cl);                   /* parked: between requests */
+    } else {
+        conn_shutdown(cl->c);
+    }
+}
+
+void
+rp_client_abort(rp_client_t *cl, const char *why)
+{
+    if (cl->c == NULL) {
+        client_free(cl);
+    } else {
+        rp_http_conn_abort(cl->c, why);
+    }
 }

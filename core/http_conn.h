@@ -8,6 +8,7 @@
 #include "config.h"
 #include "flush.h"
 #include "http_head.h"
+#include "sockread.h"
 #include "upstream.h"
 
 #include <event2/event_struct.h>
@@ -55,24 +56,45 @@ typedef enum {
 #define RP_REQ_CLIENT_CLOSES 0x4000u   /* the client asked to close: it sends no more
                                           (RFC 9112 §9.6)                          */
 
-struct rp_http_conn_s {
+/* A client's socket: what a connection keeps from accept to close. Its
+ * rp_http_conn_t (the request's state, its bufferevent and buffers: about
+ * 2 KiB with libevent's parts) is bound while there is work; a plain
+ * keep-alive connection that waits for its next request with nothing
+ * buffered either way is *parked*: its conn goes back to the worker's spares
+ * and the socket alone (about 450 bytes) waits for the next byte, the
+ * keep-alive deadline or a stop. So thousands of idle clients cost little,
+ * and a new connection's conn, bufferevent and buffers are reused, not
+ * allocated. TLS connections keep theirs (the session is in it). */
+struct rp_client_s {
     rp_worker_t                 *w;           /* back-pointer                              */
     struct rp_listener_s        *l;           /* a reference: the listener it came from    */
+    rp_http_conn_t              *c;           /* bound, or NULL: parked                    */
+    TAILQ_ENTRY(rp_client_s)     link;        /* in w->clients                             */
+    evutil_socket_t              fd;          /* owned (plain); -1: the TLS bufferevent's  */
+    rp_reader_t                  reader;      /* reads: own (plain) or bev's (TLS)         */
+    struct event                 timer_ev;    /* the phase's deadline; embedded            */
+    double                       due;         /* that deadline (rp_now()), 0: none         */
+    double                       timer_at;    /* when timer_ev fires; 0: not pending       */
+    char                         addr[48];    /* client address text                       */
+    uint16_t                     port;        /* client port                               */
+};
+
+struct rp_http_conn_s {
+    rp_worker_t                 *w;           /* cl->w                                     */
+    struct rp_listener_s        *l;           /* cl->l                                     */
+    rp_client_t                 *cl;          /* the socket it serves                      */
+    struct rp_http_conn_s       *next_spare;  /* in w->conn_spares                         */
     const rp_listen_conf_t      *lc;          /* l's conf when the request began (held by
                                                  lc_ref), else l's current one           */
     rp_config_t                 *lc_ref;      /* a reference while a request runs        */
     struct rp_gen_s             *gen;         /* a reference while a request runs, or NULL */
     rp_config_t                 *sock_conf;   /* a reference: the snapshot of its SSL_CTX  */
-    struct bufferevent          *bev;         /* owned                                     */
-    TAILQ_ENTRY(rp_http_conn_s)  link;        /* in w->conns                               */
+    struct bufferevent          *bev;         /* owned; a plain one is kept with its spare */
     int                          refs;        /* callbacks hold one; the last unref frees  */
     rp_conn_state_e              state;       /* only conn_set_state() assigns it          */
-    char                         addr[48];    /* client address text                       */
-    uint16_t                     port;        /* client port                               */
+    const char                  *addr;        /* cl->addr                                  */
+    uint16_t                     port;        /* cl->port                                  */
     rp_msg_t                     req;         /* the request parser, reused per request    */
-    struct event                 timer_ev;    /* the phase's deadline; embedded            */
-    double                       due;         /* that deadline (rp_now()), 0: none         */
-    double                       timer_at;    /* when timer_ev fires; 0: not pending       */
     /* the current request */
     unsigned                     flags;       /* RP_REQ_*, RP_RESP_*                       */
     const rp_vhost_conf_t       *vhost;
@@ -102,7 +124,6 @@ struct rp_http_conn_s {
     struct ssl_st               *ssl;         /* borrowed from bev; NULL: plain TCP         */
     void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
-    rp_reader_t                  reader;      /* reads: own (plain) or bev's (TLS)          */
     double                       write_timeout; /* the socket's write timeout, s           */
     short                        up_eof_what; /* the BEV_EVENT_* of the backend's close     */
     /* flags, packed: the struct stays within glibc's 1032-byte tcache sizes */
@@ -118,14 +139,20 @@ struct rp_http_conn_s {
 void rp_http_conn_accept(rp_worker_t *w, struct rp_listener_s *li, int fd,
                          const struct sockaddr *sa, int salen);
 
+/* Graceful stop: closes cl if idle, else makes its current answer its last. */
+void rp_client_shutdown(rp_client_t *cl);
+
+/* Closes at once (a worker past its grace period). */
+void rp_client_abort(rp_client_t *cl, const char *why);
+
+/* Frees the worker's spare conns (at its end). */
+void rp_http_conn_spares_free(rp_worker_t *w);
+
 /* A reload moved a waiting request to another generation's target. */
 void rp_http_conn_retarget(rp_pending_t *p, rp_target_t *to);
 
 void rp_http_conn_ref(rp_http_conn_t *c);
 void rp_http_conn_unref(rp_http_conn_t *c);
-
-/* Graceful stop: closes c if idle, else makes its current answer its last. */
-void rp_http_conn_shutdown(rp_http_conn_t *c);
 
 /* Answers the current request from the proxy (400, 404, 502, 503, 504...).
  * The connection closes afterwards unless the request was read whole. */

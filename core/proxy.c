@@ -167,7 +167,7 @@ proxy_acquire(rp_http_conn_t *c)
         }
         rp_target_enqueue(c->target, &c->pending);
         c->state = RP_CONN_WAIT;
-        rp_reader_off(&c->reader);
+        rp_reader_off(&c->cl->reader);
         rp_http_conn_deadline(c, c->lc->pending_timeout);
         return;
     default:
@@ -497,7 +497,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
         rp_http_conn_body_timeout(c, (c->flags & RP_REQ_HAS_BODY) != 0);
-        rp_reader_on(&c->reader);          /* off while it waited */
+        rp_reader_on(&c->cl->reader);          /* off while it waited */
         rp_http_conn_parse(c);             /* body bytes may be buffered already */
     }
 }
@@ -521,7 +521,7 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
         && !(c->flags & RP_REQ_BLOCKED)) {
         /* back-pressure: stop reading the client until the backend drains */
         c->flags |= RP_REQ_BLOCKED;
-        rp_reader_off(&c->reader);
+        rp_reader_off(&c->cl->reader);
         bufferevent_setwatermark(c->uc->bev, EV_WRITE, c->uc->b->conf->high_watermark / 2, 0);
     }
 }
@@ -581,7 +581,7 @@ proxy_on_up_drain(rp_upstream_conn_t *uc, void *arg)
     c->flags &= ~RP_REQ_BLOCKED;
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     if (!(c->flags & RP_REQ_DONE)) {
-        rp_reader_on(&c->reader);
+        rp_reader_on(&c->cl->reader);
         rp_http_conn_parse(c);
     }
 }

@@ -22,6 +22,7 @@ typedef struct rp_access_log_s    rp_access_log_t;
 typedef struct rp_server_s        rp_server_t;
 typedef struct rp_worker_s        rp_worker_t;
 typedef struct rp_http_conn_s     rp_http_conn_t;
+typedef struct rp_client_s        rp_client_t;
 typedef struct rp_upstream_s      rp_upstream_t;
 typedef struct rp_upstream_conn_s rp_upstream_conn_t;
 typedef struct rp_backend_s       rp_backend_t;

@@ -27,7 +27,7 @@ rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int plain)
 static int
 reader_full(const rp_reader_t *r)
 {
-    return r->limit > 0 && evbuffer_get_length(bufferevent_get_input(r->bev)) >= r->limit;
+    return r->limit > 0 && r->bev != NULL && evbuffer_get_length(bufferevent_get_input(r->bev)) >= r->limit;
 }
 
 /* Adds the read event unless the input is full; with the timeout, which an
@@ -55,21 +55,47 @@ reader_del(rp_reader_t *r)
 }
 
 void
-rp_reader_attach(rp_reader_t *r, struct event_base *base, char *scratch)
+rp_reader_bind(rp_reader_t *r, struct bufferevent *bev, bufferevent_data_cb on_read,
+               bufferevent_event_cb on_event, void *arg)
 {
-    struct bufferevent  *bev = r->bev;
+    r->bev = bev;
+    r->on_read = on_read;
+    r->on_event = on_event;
+    r->arg = arg;
+}
 
-    bufferevent_getcb(bev, &r->on_read, NULL, &r->on_event, &r->arg);
+void
+rp_reader_take_reads(struct bufferevent *bev)
+{
     bufferevent_disable(bev, EV_READ);
     /* a socket bufferevent freezes the end of its input outside its own
      * reads; these are its reads now */
     evbuffer_unfreeze(bufferevent_get_input(bev), 0);
-    event_assign(&r->ev, base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, reader_on_ready, r);
+}
+
+void
+rp_reader_attach_fd(rp_reader_t *r, struct event_base *base, evutil_socket_t fd, char *scratch,
+                    event_callback_fn cb, void *arg)
+{
+    event_assign(&r->ev, base, fd, EV_READ | EV_PERSIST, cb, arg);
     r->scratch = scratch;
     r->own = 1;
     if (r->on) {
         reader_add(r);
     }
+}
+
+void
+rp_reader_attach(rp_reader_t *r, struct event_base *base, char *scratch)
+{
+    bufferevent_data_cb   on_read;
+    bufferevent_event_cb  on_event;
+    void                 *arg;
+
+    bufferevent_getcb(r->bev, &on_read, NULL, &on_event, &arg);
+    rp_reader_take_reads(r->bev);
+    rp_reader_bind(r, r->bev, on_read, on_event, arg);
+    rp_reader_attach_fd(r, base, bufferevent_getfd(r->bev), scratch, reader_on_ready, r);
 }
 
 void
@@ -216,7 +242,12 @@ reader_fail(rp_reader_t *r, short what)
 static void
 reader_on_ready(evutil_socket_t fd, short what, void *arg)
 {
-    rp_reader_t      *r = arg;
+    rp_reader_ready(fd, what, arg);
+}
+
+void
+rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r)
+{
     struct evbuffer  *in = bufferevent_get_input(r->bev);
     size_t            len = evbuffer_get_length(in), room, ask;
     ssize_t           n;

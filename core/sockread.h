@@ -52,6 +52,25 @@ void rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int p
  * scratch (the worker's); reads stay on if they were. */
 void rp_reader_attach(rp_reader_t *r, struct event_base *base, char *scratch);
 
+/* The same for a socket whose owner outlives its bufferevents (a parked
+ * client, http_conn.h): r reads fd, and its event calls cb(fd, what, arg),
+ * which passes it on to rp_reader_ready() once a bufferevent is bound. */
+void rp_reader_attach_fd(rp_reader_t *r, struct event_base *base, evutil_socket_t fd,
+                         char *scratch, event_callback_fn cb, void *arg);
+
+/* Makes a socket bufferevent's reads ours: its own read event off for good
+ * and its input open at the end (once per bufferevent). */
+void rp_reader_take_reads(struct bufferevent *bev);
+
+/* r fills bev's input (whose reads are taken) from now on and calls
+ * on_read / on_event(arg) as bev would; bev NULL: none (r keeps watching the
+ * socket, and rp_reader_ready() must not run). */
+void rp_reader_bind(rp_reader_t *r, struct bufferevent *bev, bufferevent_data_cb on_read,
+                    bufferevent_event_cb on_event, void *arg);
+
+/* Reads what fd has for the bound bufferevent (an attach_fd callback). */
+void rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r);
+
 /* Before bev is freed. */
 void rp_reader_detach(rp_reader_t *r);
 

@@ -257,15 +257,15 @@ worker_on_grace(evutil_socket_t fd, short what, void *arg)
 static void
 worker_begin_stop(rp_worker_t *w)
 {
-    rp_http_conn_t  *c, *next;
+    rp_client_t     *cl, *next;
     struct timeval   tv;
     double           grace = w->gen->conf->grace;
 
     w->stopping = 1;
     worker_close_listeners(w);
-    for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, link);
-        rp_http_conn_shutdown(c);          /* may free c */
+    for (cl = TAILQ_FIRST(&w->clients); cl != NULL; cl = next) {
+        next = TAILQ_NEXT(cl, link);
+        rp_client_shutdown(cl);            /* may free cl */
     }
     tv = rp_timeval(grace);
     evtimer_add(w->grace_ev, &tv);
@@ -414,7 +414,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     w = rp_xalloc(sizeof(rp_worker_t));
     w->id = id;
     w->srv = srv;
-    TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->clients);
     pthread_mutex_init(&w->mail_lock, NULL);
     if ((w->base = worker_base_new()) == NULL) {
         rp_log_error("worker %u: event_base_new() failed", id);
@@ -493,17 +493,18 @@ rp_worker_join(rp_worker_t *w)
 void
 rp_worker_free(rp_worker_t *w)
 {
-    rp_http_conn_t  *c;
+    rp_client_t     *cl;
     rp_swap_t       *s;
 
     w->stopping = 1;
-    while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
-        rp_http_conn_abort(c, "worker stopped");   /* past the grace period; frees c */
-        if (TAILQ_FIRST(&w->conns) == c) {
-            TAILQ_REMOVE(&w->conns, c, link);      /* closed but still referenced: a bug */
+    while ((cl = TAILQ_FIRST(&w->clients)) != NULL) {
+        rp_client_abort(cl, "worker stopped");     /* past the grace period; frees cl */
+        if (TAILQ_FIRST(&w->clients) == cl) {
+            TAILQ_REMOVE(&w->clients, cl, link);   /* closed but still referenced: a bug */
             w->nconns--;
         }
     }
+    rp_http_conn_spares_free(w);
     while ((s = w->swaps) != NULL) {
         w->swaps = s->next;
         swap_free(s);
@@ -528,16 +529,16 @@ rp_worker_stopping(const rp_worker_t *w)
 }
 
 void
-rp_worker_conn_added(rp_worker_t *w, rp_http_conn_t *c)
+rp_worker_conn_added(rp_worker_t *w, rp_client_t *cl)
 {
-    TAILQ_INSERT_TAIL(&w->conns, c, link);
+    TAILQ_INSERT_TAIL(&w->clients, cl, link);
     w->nconns++;
 }
 
 void
-rp_worker_conn_removed(rp_worker_t *w, rp_http_conn_t *c)
+rp_worker_conn_removed(rp_worker_t *w, rp_client_t *cl)
 {
-    TAILQ_REMOVE(&w->conns, c, link);
+    TAILQ_REMOVE(&w->clients, cl, link);
     w->nconns--;
     worker_maybe_exit(w);
 }

@@ -63,8 +63,10 @@ struct rp_worker_s {
     unsigned                   nlisteners;
     rp_gen_t                  *gen;        /* the current generation (a reference)    */
     uint64_t                   pending_seq;
-    TAILQ_HEAD(, rp_http_conn_s) conns;    /* client connections (owned by themselves) */
+    TAILQ_HEAD(, rp_client_s)  clients;    /* client connections (owned by themselves) */
     unsigned                   nconns;
+    struct rp_http_conn_s     *conn_spares; /* conns of parked and closed plain clients */
+    unsigned                   nconn_spares;
     int                        mail_fd;    /* owned eventfd: the main thread's mail   */
     struct event              *mail_ev;    /* owned: reads mail_fd                    */
     pthread_mutex_t            mail_lock;  /* guards swaps                            */
@@ -95,8 +97,8 @@ void rp_listener_ref(rp_listener_t *li);
 void rp_listener_unref(rp_listener_t *li);
 
 /* Client connection bookkeeping (graceful stop waits for the last one). */
-void rp_worker_conn_added(rp_worker_t *w, rp_http_conn_t *c);
-void rp_worker_conn_removed(rp_worker_t *w, rp_http_conn_t *c);
+void rp_worker_conn_added(rp_worker_t *w, struct rp_client_s *cl);
+void rp_worker_conn_removed(rp_worker_t *w, struct rp_client_s *cl);
 
 /* The access log of a request: its vhost's, else its listener's, else the
  * generation's global one. */
