@@ -490,6 +490,9 @@ rp_target_acquire(rp_target_t *t, const rp_upstream_user_t *user, void *arg,
     unsigned             i, n = t->nmembers < 64 ? t->nmembers : 64, up = 0;
     int                  k;
 
+    if (n == 0) {
+        return RP_DECLINED;                /* and -O3 sees that peers is always set */
+    }
     for (i = 0; i < n; i++) {
         b = t->members[i];
         peers[i].idle = b->nidle;
