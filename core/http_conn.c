@@ -441,7 +441,6 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
     rp_listener_ref(li);
     evtimer_assign(&cl->timer_ev, w->base, client_on_timer, cl);
     if (!c->handshaking) {
-        conn_set_timeouts(c, 0);
         rp_http_conn_deadline(c, lc->read_timeout);   /* for the first request */
     }
     rp_reader_on(&cl->reader);
