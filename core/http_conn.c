@@ -602,30 +602,31 @@ conn_wants_input(const rp_http_conn_t *c)
     }
 }
 
+/* Feeds what the client sent to the parser, in place (rp_reader_peek);
+ * whatever runs after a feed finds the unused rest in the input. */
 static void
 conn_parse_loop(rp_http_conn_t *c)
 {
-    struct evbuffer  *in = bufferevent_get_input(c->bev);
-    size_t            n;
-    ssize_t           rc;
-    const char       *p;
+    rp_reader_t  *r = &c->cl->reader;
+    size_t        n;
+    ssize_t       rc;
+    const char   *p;
 
     while (!c->closed && conn_wants_input(c)) {
-        n = evbuffer_get_contiguous_space(in);
+        p = rp_reader_peek(r, &n);
         if (n == 0 && c->state != RP_CONN_PROXY) {
             break;
         }
         if (c->state == RP_CONN_IDLE) {
             conn_begin_request(c);
         }
-        p = n ? (const char *) evbuffer_pullup(in, (ssize_t) n) : "";
         rc = rp_msg_feed(&c->req, p, n);
+        rp_reader_consume(r, rc > 0 ? (size_t) rc : 0);
         if (rc < 0) {
             c->flags &= ~RP_REQ_KEEPALIVE;
             rp_http_conn_error(c, c->req.status, c->req.error);
             break;
         }
-        evbuffer_drain(in, (size_t) rc);
         c->bytes_in += (uint64_t) rc;
         if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD && c->cl->due == 0) {
             /* slowloris: the whole head must arrive within read_timeout */
@@ -644,7 +645,7 @@ conn_parse_loop(rp_http_conn_t *c)
             break;
         }
     }
-    rp_reader_drained(&c->cl->reader);
+    rp_reader_drained(r);
 }
 
 void
@@ -666,12 +667,12 @@ conn_on_read(struct bufferevent *bev, void *arg)
     rp_http_conn_t  *c = arg;
 
     if (c->state == RP_CONN_CLOSING) {
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
-        rp_reader_drained(&c->cl->reader);
+        rp_reader_discard(&c->cl->reader);
         return;
     }
     rp_http_conn_ref(c);
     rp_http_conn_parse(c);
+    rp_reader_drained(&c->cl->reader);     /* the parse loop may not have run */
     conn_unref_or_park(c);
 }
 

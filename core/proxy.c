@@ -601,19 +601,23 @@ static void
 proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
 {
     rp_http_conn_t   *c = arg;
-    struct evbuffer  *in = bufferevent_get_input(uc->bev);
+    rp_reader_t      *r = &uc->reader;
     size_t            n;
     ssize_t           rc;
+    const char       *p;
 
     rp_http_conn_ref(c);
-    if (!uc->got_bytes && evbuffer_get_length(in) > 0) {
+    if (!uc->got_bytes && rp_reader_buffered(r) > 0) {
         uc->got_bytes = 1;
         c->t_first = rp_now();
         rp_upstream_rtt_sample(uc, c->t_first - uc->sent_at);
     }
+    /* parsed in place (rp_reader_peek); the unused rest is in the input
+     * before anything else runs, and the stray bytes after a response too */
     while (c->uc == uc && !(c->flags & (RP_RESP_BLOCKED | RP_RESP_DONE))
-           && (n = evbuffer_get_contiguous_space(in)) > 0) {
-        rc = rp_msg_feed(&uc->resp, (const char *) evbuffer_pullup(in, (ssize_t) n), n);
+           && (p = rp_reader_peek(r, &n), n > 0)) {
+        rc = rp_msg_feed(&uc->resp, p, n);
+        rp_reader_consume(r, rc > 0 ? (size_t) rc : 0);
         if (rc < 0) {
             rp_log_warn("backend %s: invalid response: %s", uc->b->conf->name,
                         uc->resp.error ? uc->resp.error : "?");
@@ -622,7 +626,6 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
                                                       : "invalid response from the backend");
             break;
         }
-        evbuffer_drain(in, (size_t) rc);
         if (c->flags & RP_RESP_DONE) {
             proxy_response_done(c);
             break;
@@ -632,10 +635,10 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
         }
     }
     if (c->uc == uc) {
-        rp_reader_drained(&uc->reader);
+        rp_reader_drained(r);              /* also when the loop did not run */
     }
     if (c->uc == uc && (c->flags & RP_UP_EOF) && !(c->flags & RP_RESP_BLOCKED)
-        && evbuffer_get_length(in) == 0) {
+        && rp_reader_buffered(r) == 0) {
         proxy_up_closed(c, uc);
     }
     rp_http_conn_unref(c);

@@ -18,6 +18,7 @@ rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int plain)
     r->bev = bev;
     r->limit = limit;
     r->timeout = 0;
+    r->pend_len = 0;
     r->own = r->on = r->added = r->bulk = 0;
     if (!plain) {
         bufferevent_setwatermark(bev, EV_READ, 0, limit);
@@ -105,6 +106,7 @@ rp_reader_detach(rp_reader_t *r)
         reader_del(r);
         r->own = 0;
     }
+    r->pend_len = 0;
 }
 
 void
@@ -169,12 +171,64 @@ rp_reader_set_limit(rp_reader_t *r, size_t limit)
     }
 }
 
+static void
+reader_spill(rp_reader_t *r)
+{
+    if (r->pend_len > 0) {
+        evbuffer_add(bufferevent_get_input(r->bev), r->pend, r->pend_len);
+        r->pend_len = 0;
+    }
+}
+
 void
 rp_reader_drained(rp_reader_t *r)
 {
+    reader_spill(r);
     if (r->own && r->on && !r->added) {
         reader_add(r);
     }
+}
+
+const char *
+rp_reader_peek(rp_reader_t *r, size_t *n)
+{
+    struct evbuffer  *in;
+
+    if (r->pend_len > 0) {
+        *n = r->pend_len;
+        return r->pend;
+    }
+    in = bufferevent_get_input(r->bev);
+    *n = evbuffer_get_contiguous_space(in);
+    return *n > 0 ? (const char *) evbuffer_pullup(in, (ev_ssize_t) *n) : "";
+}
+
+void
+rp_reader_consume(rp_reader_t *r, size_t used)
+{
+    if (r->pend_len > 0) {
+        r->pend += used;
+        r->pend_len -= used;
+        reader_spill(r);
+    } else if (used > 0) {
+        evbuffer_drain(bufferevent_get_input(r->bev), used);
+    }
+}
+
+size_t
+rp_reader_buffered(const rp_reader_t *r)
+{
+    return evbuffer_get_length(bufferevent_get_input(r->bev)) + r->pend_len;
+}
+
+void
+rp_reader_discard(rp_reader_t *r)
+{
+    struct evbuffer  *in = bufferevent_get_input(r->bev);
+
+    r->pend_len = 0;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    rp_reader_drained(r);
 }
 
 /* The scratch read came back full, so the kernel holds more: reads it
@@ -283,9 +337,14 @@ rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r)
             }
             return;
         }
-        evbuffer_add(in, r->scratch, (size_t) n);   /* one chain of their size */
         if ((size_t) n == ask && ask < room) {
+            evbuffer_add(in, r->scratch, (size_t) n);   /* one chain of their size */
             reader_read_bulk(r, in, fd);
+        } else if (len == 0) {
+            r->pend = r->scratch;          /* parsed in place (rp_reader_peek) */
+            r->pend_len = (size_t) n;
+        } else {
+            evbuffer_add(in, r->scratch, (size_t) n);
         }
     }
     if (reader_full(r)) {

@@ -32,6 +32,9 @@ typedef struct rp_reader_s {
     bufferevent_event_cb   on_event;
     void                  *arg;
     char                  *scratch;    /* borrowed: RP_READ_SCRATCH bytes       */
+    const char            *pend;       /* a read's bytes still in scratch, for
+                                          the owner's read callback only       */
+    size_t                 pend_len;
     size_t                 limit;      /* no reading while the input holds this
                                           much (0: no limit)                    */
     double                 timeout;    /* s without a byte (0: none)            */
@@ -85,7 +88,25 @@ void rp_reader_set_timeouts(rp_reader_t *r, double read_s, const struct timeval 
 void rp_reader_set_limit(rp_reader_t *r, size_t limit);
 
 /* The owner took bytes out of the input: reading resumes if the limit had
- * stopped it. Cheap; call after every drain. */
+ * stopped it. Cheap; call after every drain. Bytes the owner left in scratch
+ * go to the input first: every read callback ends with it. */
 void rp_reader_drained(rp_reader_t *r);
+
+/* Parsing in place. A read into an empty input leaves its bytes in the
+ * worker's scratch buffer (r->pend) instead of copying them into a new
+ * chain of the input, and the owner's read callback parses them there:
+ * rp_reader_peek() gives them (or, once none are left there, the input's
+ * first contiguous bytes), rp_reader_consume(r, used) takes the used ones
+ * and moves the rest into the input at once, so that whatever runs after
+ * the parser sees them in the input as before. The callback must end with
+ * rp_reader_drained() (or rp_reader_discard()): scratch is the next read's. */
+const char *rp_reader_peek(rp_reader_t *r, size_t *n);
+void rp_reader_consume(rp_reader_t *r, size_t used);
+
+/* Bytes waiting in the input and in scratch. */
+size_t rp_reader_buffered(const rp_reader_t *r);
+
+/* Drops every byte read and not used (a closing connection). */
+void rp_reader_discard(rp_reader_t *r);
 
 #endif

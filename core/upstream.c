@@ -303,7 +303,8 @@ uc_on_read(struct bufferevent *bev, void *arg)
     }
     /* bytes nobody asked for: this socket's framing cannot be trusted */
     rp_log_info("backend %s: unexpected %zu bytes on an idle connection; reconnecting",
-                uc->b->conf->name, evbuffer_get_length(bufferevent_get_input(bev)));
+                uc->b->conf->name, rp_reader_buffered(&uc->reader));
+    rp_reader_discard(&uc->reader);
     uc_set_state(uc, RP_UC_CONNECTING);
     uc_reconnect(uc);
 }
