@@ -2,6 +2,7 @@
 #   make run    install what is missing, build, serve ./rproxy.lua before a demo backend
 #   make test   build; unit + end-to-end tests; again under ASan+UBSan
 #   make bench  rproxy against nginx and HAProxy (see docs/BENCHMARKS.md)
+#   make bench-instr  instructions per request of the three, under callgrind
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -10,7 +11,7 @@ JOBS       ?= $(shell nproc)
 DEMO_PORT  ?= 9001
 PYTEST     := $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-.PHONY: all deps build build-asan run test test-plain test-asan unit e2e bench clean
+.PHONY: all deps build build-asan run test test-plain test-asan unit e2e bench bench-instr clean
 
 all: build
 
@@ -53,6 +54,10 @@ e2e: build
 bench: build
 	@./tools/install-deps --bench
 	$(PYTHON) tests/bench/run.py --rproxy $(CURDIR)/$(BUILD)/rproxy
+
+bench-instr: build
+	@./tools/install-deps --bench
+	$(PYTHON) tests/bench/instructions.py --rproxy $(CURDIR)/$(BUILD)/rproxy
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -340,7 +340,8 @@ class Proxy:
     files of make_pki()), it also listens on tls_port: TLS, client certificate
     required."""
 
-    def __init__(self, kind, tmp, backend_port, rproxy_bin, lua=False, tls=None):
+    def __init__(self, kind, tmp, backend_port, rproxy_bin, lua=False, tls=None, wrap=(),
+                 ready_timeout=10.0):
         self.kind = kind
         self.port = free_port()
         self.tls_port = free_port() if tls else None
@@ -372,9 +373,9 @@ class Proxy:
         else:
             raise ValueError(kind)
         self.conf = conf
-        self.proc = Proc(kind, argv, PROXY_CPU, tmp)
+        self.proc = Proc(kind, list(wrap) + argv, PROXY_CPU, tmp)   # wrap: e.g. valgrind
         self.pid = self.proc.pid
-        wait_ready(self.proc, self.port)
+        wait_ready(self.proc, self.port, timeout=ready_timeout)
 
     def error_lines(self):
         """What the proxy said on stderr/stdout and in its error log."""
