@@ -37,7 +37,7 @@ static int  resp_on_body(rp_msg_t *m, const char *p, size_t n);
 static int  resp_on_complete(rp_msg_t *m);
 
 static const rp_upstream_user_t  proxy_user = {
-    proxy_on_up_read, proxy_on_up_drain, proxy_on_up_event,
+    proxy_on_up_read, proxy_on_up_drain, proxy_on_up_event, 1,
 };
 
 const rp_msg_handler_t  rp_proxy_resp_handler = { resp_on_head, resp_on_body, resp_on_complete };

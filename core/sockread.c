@@ -171,8 +171,8 @@ rp_reader_set_limit(rp_reader_t *r, size_t limit)
     }
 }
 
-static void
-reader_spill(rp_reader_t *r)
+void
+rp_reader_spill(rp_reader_t *r)
 {
     if (r->pend_len > 0) {
         evbuffer_add(bufferevent_get_input(r->bev), r->pend, r->pend_len);
@@ -183,7 +183,7 @@ reader_spill(rp_reader_t *r)
 void
 rp_reader_drained(rp_reader_t *r)
 {
-    reader_spill(r);
+    rp_reader_spill(r);
     if (r->own && r->on && !r->added) {
         reader_add(r);
     }
@@ -209,7 +209,7 @@ rp_reader_consume(rp_reader_t *r, size_t used)
     if (r->pend_len > 0) {
         r->pend += used;
         r->pend_len -= used;
-        reader_spill(r);
+        rp_reader_spill(r);
     } else if (used > 0) {
         evbuffer_drain(bufferevent_get_input(r->bev), used);
     }

@@ -99,9 +99,14 @@ void rp_reader_drained(rp_reader_t *r);
  * first contiguous bytes), rp_reader_consume(r, used) takes the used ones
  * and moves the rest into the input at once, so that whatever runs after
  * the parser sees them in the input as before. The callback must end with
- * rp_reader_drained() (or rp_reader_discard()): scratch is the next read's. */
+ * rp_reader_drained() (or rp_reader_discard()): scratch is the next read's.
+ * An owner that reads the input itself calls rp_reader_spill() first. */
 const char *rp_reader_peek(rp_reader_t *r, size_t *n);
 void rp_reader_consume(rp_reader_t *r, size_t used);
+
+/* Moves the bytes left in scratch into the input (for an owner that does
+ * not parse in place). */
+void rp_reader_spill(rp_reader_t *r);
 
 /* Bytes waiting in the input and in scratch. */
 size_t rp_reader_buffered(const rp_reader_t *r);

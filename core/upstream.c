@@ -298,6 +298,9 @@ uc_on_read(struct bufferevent *bev, void *arg)
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
         uc->read_at = rp_now();
+        if (!uc->user->in_place) {
+            rp_reader_spill(&uc->reader);
+        }
         uc->user->on_read(uc, uc->arg);
         return;
     }

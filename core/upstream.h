@@ -31,6 +31,9 @@ typedef struct {
     void (*on_read)(rp_upstream_conn_t *uc, void *arg);     /* response bytes arrived  */
     void (*on_drain)(rp_upstream_conn_t *uc, void *arg);    /* output below low mark   */
     void (*on_event)(rp_upstream_conn_t *uc, void *arg, short what); /* EOF/error/timeout */
+    int    in_place;   /* on_read parses uc->reader's bytes in place (rp_reader_peek,
+                          sockread.h) and ends with rp_reader_drained(); 0: the
+                          bytes are in the bufferevent's input when on_read runs */
 } rp_upstream_user_t;
 
 struct rp_upstream_conn_s {

@@ -79,7 +79,7 @@ user_on_event(rp_upstream_conn_t *uc, void *arg, short what)
 {
 }
 
-static const rp_upstream_user_t  user = { user_on_read, user_on_drain, user_on_event };
+static const rp_upstream_user_t  user = { user_on_read, user_on_drain, user_on_event, 0 };
 
 static void
 waiter_ready(rp_pending_t *p, rp_upstream_conn_t *uc)
