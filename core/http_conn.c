@@ -29,6 +29,7 @@
 #define CONN_READ_HIGH_WATERMARK (64 * 1024)
 #define CONN_LINGER_SECONDS      2.0
 #define CONN_SPARES_MAX          64      /* a worker's spare conns (about 2 KiB each) */
+#define CONN_IDLE_BOUND_MAX      32      /* idle conns a worker keeps bound: the rest park */
 
 static int  req_on_head(rp_msg_t *m);
 static int  req_on_body(rp_msg_t *m, const char *p, size_t n);
@@ -326,14 +327,35 @@ conn_park(rp_http_conn_t *c)
     conn_put(c);
 }
 
-/* The end of a callback that took a reference on c. */
+/* c has work again (a byte came) or goes: it leaves the idle list. */
+static void
+conn_idle_unlist(rp_http_conn_t *c)
+{
+    if (c->idle_listed) {
+        TAILQ_REMOVE(&c->w->idle_conns, c, idle_link);
+        c->w->nidle_conns--;
+        c->idle_listed = 0;
+    }
+}
+
+/* The end of a callback that took a reference on c. An idle conn stays
+ * bound while the worker has fewer than CONN_IDLE_BOUND_MAX such (a busy
+ * keep-alive client's next request then costs no park and bind, about 470
+ * instructions); past that it is parked, so that thousands of idle clients
+ * cost their socket alone. */
 static void
 conn_unref_or_park(rp_http_conn_t *c)
 {
     if (--c->refs == 0) {
         conn_destroy(c);
-    } else if (conn_parkable(c)) {
-        conn_park(c);
+    } else if (!c->idle_listed && conn_parkable(c)) {
+        if (c->w->nidle_conns < CONN_IDLE_BOUND_MAX) {
+            TAILQ_INSERT_TAIL(&c->w->idle_conns, c, idle_link);
+            c->w->nidle_conns++;
+            c->idle_listed = 1;
+        } else {
+            conn_park(c);
+        }
     }
 }
 
@@ -484,6 +506,7 @@ conn_destroy(rp_http_conn_t *c)
 {
     rp_client_t  *cl = c->cl;
 
+    conn_idle_unlist(c);
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
     }
@@ -670,6 +693,7 @@ conn_on_read(struct bufferevent *bev, void *arg)
         rp_reader_discard(&c->cl->reader);
         return;
     }
+    conn_idle_unlist(c);
     rp_http_conn_ref(c);
     rp_http_conn_parse(c);
     rp_reader_drained(&c->cl->reader);     /* the parse loop may not have run */

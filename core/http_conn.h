@@ -84,6 +84,7 @@ struct rp_http_conn_s {
     struct rp_listener_s        *l;           /* cl->l                                     */
     rp_client_t                 *cl;          /* the socket it serves                      */
     struct rp_http_conn_s       *next_spare;  /* in w->conn_spares                         */
+    TAILQ_ENTRY(rp_http_conn_s)  idle_link;   /* in w->idle_conns while idle_listed        */
     const rp_listen_conf_t      *lc;          /* l's conf when the request began (held by
                                                  lc_ref), else l's current one           */
     rp_config_t                 *lc_ref;      /* a reference while a request runs        */
@@ -133,6 +134,7 @@ struct rp_http_conn_s {
     unsigned                     handshaking : 1;  /* TLS handshake not finished yet        */
     unsigned                     lingering : 1;    /* half-closed, dropping client bytes    */
     unsigned                     body_timeout : 1; /* the socket's read timeout is on       */
+    unsigned                     idle_listed : 1;  /* idle and kept bound (w->idle_conns)   */
 };
 
 /* Takes ownership of fd, an accepted client socket. */

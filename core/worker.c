@@ -415,6 +415,7 @@ rp_worker_new(rp_server_t *srv, unsigned id, rp_config_t *conf, const int *fds,
     w->id = id;
     w->srv = srv;
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->idle_conns);
     pthread_mutex_init(&w->mail_lock, NULL);
     if ((w->base = worker_base_new()) == NULL) {
         rp_log_error("worker %u: event_base_new() failed", id);

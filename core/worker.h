@@ -67,6 +67,8 @@ struct rp_worker_s {
     unsigned                   nconns;
     struct rp_http_conn_s     *conn_spares; /* conns of parked and closed plain clients */
     unsigned                   nconn_spares;
+    TAILQ_HEAD(, rp_http_conn_s) idle_conns; /* idle plain conns kept bound, not parked */
+    unsigned                   nidle_conns;
     int                        mail_fd;    /* owned eventfd: the main thread's mail   */
     struct event              *mail_ev;    /* owned: reads mail_fd                    */
     pthread_mutex_t            mail_lock;  /* guards swaps                            */
