@@ -1,20 +1,25 @@
 """Parked clients and spare conns (docs/DESIGN.md, "Parked clients").
 
-A plain keep-alive client that waits for its next request with nothing
-buffered gives its conn (request state, bufferevent, buffers) back to the
-worker and keeps only its socket; a conn freed by a closing client is reused
-by the next one. These tests check what that must never change: each client
-gets its own answers, nothing of one client's answer reaches another, and an
-idle connection costs little memory.
+Past the first 32 idle ones of its worker (which stay bound), a plain
+keep-alive client that waits for its next request with nothing buffered gives
+its conn (request state, bufferevent, buffers) back to the worker and keeps
+only its socket; a conn freed by a closing client is reused by the next one.
+These tests check what that must never change: each client gets its own
+answers, nothing of one client's answer reaches another, a parked client is
+still timed out, stopped and closed like any other, and an idle connection
+costs little memory.
 """
 
 import json
 import random
 import resource
+import signal
 import socket
+import time
 
 from backends import big_download
 from httpclient import RawClient, req
+from proxy import basic_lua
 from test_proxy_basic import start_simple
 from test_reload_lib import ASAN
 
@@ -29,6 +34,25 @@ def _own_answer(c, path, body=b""):
     if doc["target"] != path or doc["body_len"] != len(body):
         return (path, doc["target"], doc["body_len"])
     return None
+
+
+IDLE_BOUND = 32        # CONN_IDLE_BOUND_MAX: idle conns a worker keeps bound
+
+
+def _fill_idle_list(port, n=IDLE_BOUND + 8):
+    """n keep-alive clients, each after one request, held idle: the worker's
+    idle conns kept bound are all taken, so the next idle client parks."""
+    held = []
+    for i in range(n):
+        c = RawClient(port)
+        assert _own_answer(c, "/filler%d" % i) is None
+        held.append(c)
+    return held
+
+
+def _close_all(clients):
+    for c in clients:
+        c.close()
 
 
 def _raise_fd_limit(n):
@@ -62,6 +86,7 @@ def test_parked_clients_each_get_their_own_answers(backend, rproxy):
 def test_parked_client_sends_a_pipelined_pair(backend, rproxy):
     """Two requests in one write to a parked client: both answered, in order."""
     be, p = start_simple(backend, rproxy)
+    fillers = _fill_idle_list(p.port)
     c = RawClient(p.port)
     assert _own_answer(c, "/first") is None
     c.send(req("GET", "/second") + req("GET", "/third"))
@@ -70,12 +95,14 @@ def test_parked_client_sends_a_pipelined_pair(backend, rproxy):
         assert r is not None and r.status == 200, r
         assert json.loads(r.body)["target"] == path
     c.close()
+    _close_all(fillers)
 
 
 def test_parked_client_half_close_is_closed(backend, rproxy):
     """A parked client that shuts its write side gets the connection closed
     (the EOF reaches a conn bound again for it), and the proxy serves on."""
     be, p = start_simple(backend, rproxy)
+    fillers = _fill_idle_list(p.port)
     c = RawClient(p.port)
     assert _own_answer(c, "/one") is None
     c.sock.shutdown(socket.SHUT_WR)
@@ -85,6 +112,38 @@ def test_parked_client_half_close_is_closed(backend, rproxy):
     c = RawClient(p.port)
     assert _own_answer(c, "/after") is None
     c.close()
+    _close_all(fillers)
+
+
+def test_parked_clients_closed_at_keepalive_timeout(backend, rproxy):
+    """Parked or kept bound, every idle client is closed once keepalive_timeout
+    has passed, and not long before."""
+    be = backend("normal")
+    p = rproxy(basic_lua({"app1": be.address}, listen="keepalive_timeout = 1"))
+    t0 = time.monotonic()
+    clients = _fill_idle_list(p.port)
+    for i, c in enumerate(clients):
+        assert c.wait_closed(1 + 5), "idle client %d not closed after keepalive_timeout" % i
+    assert time.monotonic() - t0 > 0.5, "closed long before keepalive_timeout"
+    _close_all(clients)
+
+
+def test_sigterm_closes_parked_clients_at_once(backend, rproxy):
+    """A stop closes idle clients, parked ones included, without waiting for
+    the grace period (20 s here)."""
+    be = backend("normal")
+    p = rproxy(basic_lua({"app1": be.address}, settings="grace = 20").replace(
+        "grace = 3,", ""))
+    clients = _fill_idle_list(p.port)
+    t0 = time.monotonic()
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(20 + 5)
+    took = time.monotonic() - t0
+    for i, c in enumerate(clients):
+        assert c.wait_closed(5), "idle client %d still open after the stop" % i
+    _close_all(clients)
+    assert rc == 0, rc
+    assert took < 5, "stop took %.1fs with only idle clients" % took
 
 
 def test_aborted_download_leaves_nothing_for_the_next_client(backend, rproxy):
