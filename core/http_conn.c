@@ -44,8 +44,8 @@ static void conn_destroy(rp_http_conn_t *c);
 
 static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
 
-/* A connection is allocated per client; up to 1032 bytes glibc serves it
- * from the thread's cache, past that through _int_malloc. */
+/* A conn is allocated when the worker has no spare; up to 1032 bytes glibc
+ * serves it from the thread's cache, past that through _int_malloc. */
 _Static_assert(sizeof(rp_http_conn_t) <= 1032, "rp_http_conn_t outgrew glibc's tcache sizes");
 
 static void
@@ -695,8 +695,7 @@ conn_on_read(struct bufferevent *bev, void *arg)
     }
     conn_idle_unlist(c);
     rp_http_conn_ref(c);
-    rp_http_conn_parse(c);
-    rp_reader_drained(&c->cl->reader);     /* the parse loop may not have run */
+    rp_http_conn_parse(c);                 /* its loop ends with rp_reader_drained() */
     conn_unref_or_park(c);
 }
 

@@ -58,10 +58,11 @@ typedef enum {
 
 /* A client's socket: what a connection keeps from accept to close. Its
  * rp_http_conn_t (the request's state, its bufferevent and buffers: about
- * 2 KiB with libevent's parts) is bound while there is work; a plain
+ * 2 KiB with libevent's parts) is bound while there is work. A plain
  * keep-alive connection that waits for its next request with nothing
- * buffered either way is *parked*: its conn goes back to the worker's spares
- * and the socket alone (about 450 bytes) waits for the next byte, the
+ * buffered either way stays bound while its worker has fewer than 32 such
+ * idle ones; past that it is *parked*: its conn goes back to the worker's
+ * spares and the socket alone (440 bytes) waits for the next byte, the
  * keep-alive deadline or a stop. So thousands of idle clients cost little,
  * and a new connection's conn, bufferevent and buffers are reused, not
  * allocated. TLS connections keep theirs (the session is in it). */

@@ -28,7 +28,8 @@ rp_reader_init(rp_reader_t *r, struct bufferevent *bev, size_t limit, int plain)
 static int
 reader_full(const rp_reader_t *r)
 {
-    return r->limit > 0 && r->bev != NULL && evbuffer_get_length(bufferevent_get_input(r->bev)) >= r->limit;
+    return r->limit > 0 && r->bev != NULL
+           && evbuffer_get_length(bufferevent_get_input(r->bev)) >= r->limit;
 }
 
 /* Adds the read event unless the input is full; with the timeout, which an

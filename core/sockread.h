@@ -3,11 +3,12 @@
  * (two system calls where one does: a keep-alive request through the proxy
  * paid 2 ioctls besides its 2 reads), reads at most 4096 bytes per wakeup (a
  * 100 MiB body costs 25,600 of them) and runs evbuffer callbacks to keep
- * its watermark. A reader keeps the bufferevent's own reads off and fills
- * its input itself with one recv() into the worker's scratch buffer (the
- * bytes are then added to the input in one chain of their size, as libevent
- * would after FIONREAD); when that read fills the scratch, the kernel holds
- * more, and it reads on straight into the input in large readv()s. It calls
+ * its watermark. A reader keeps the bufferevent's own reads off and reads
+ * itself with one recv() into the worker's scratch buffer; the owner parses
+ * the bytes there when the input was empty (rp_reader_peek, below), else
+ * they are added to the input in one chain of their size, as libevent would
+ * after FIONREAD. When that read fills the scratch, the kernel holds more,
+ * and it reads on straight into the input in large readv()s. It calls
  * the owner's bufferevent read and event callbacks as the bufferevent would
  * (BEV_EVENT_EOF, _ERROR or _TIMEOUT, with BEV_EVENT_READING).
  * A TLS bufferevent decrypts in its own reads: its reader is never attached

@@ -99,8 +99,8 @@ void rp_listener_ref(rp_listener_t *li);
 void rp_listener_unref(rp_listener_t *li);
 
 /* Client connection bookkeeping (graceful stop waits for the last one). */
-void rp_worker_conn_added(rp_worker_t *w, struct rp_client_s *cl);
-void rp_worker_conn_removed(rp_worker_t *w, struct rp_client_s *cl);
+void rp_worker_conn_added(rp_worker_t *w, rp_client_t *cl);
+void rp_worker_conn_removed(rp_worker_t *w, rp_client_t *cl);
 
 /* The access log of a request: its vhost's, else its listener's, else the
  * generation's global one. */
