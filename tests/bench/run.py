@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """rproxy against nginx and HAProxy, in one run, on this machine (`make bench`).
 
-A backend nginx (and an upload sink) and the load generator share CPU 1; each
+The backends (nginx; bulk.py for large transfers) and the load generator share CPU 1; each
 proxy runs one worker on CPU 0. Scenarios run one after another; inside one, the
 targets are interleaved round by round (rproxy, nginx, haproxy, direct, then
 again), each proxy started fresh for its run. Prints a table of medians and
@@ -140,13 +140,14 @@ def run_one(ctx, sc, target, rnd):
     NotApplicable when the target cannot do the scenario."""
     rec = {"round": rnd + 1, "metrics": {}, "errors": 0, "notes": []}
     extra = sc.prepare(ctx, target, rnd)         # may raise NotApplicable
+    backend_port, backend_pid, backend = ctx.backend.serving(sc.bulk)
+    if not backend.alive():
+        raise RuntimeError("the backend exited: %s" % backend.output()[-1000:])
     if target == "direct":
-        if not ctx.backend.nginx.alive():
-            raise RuntimeError("the backend exited: %s" % ctx.backend.nginx.output()[-1000:])
-        port, pid = ctx.backend.port, ctx.backend.pid
+        port, pid = backend_port, backend_pid
         proxy = None
     else:
-        proxy = servers.Proxy(target, ctx.tmp, ctx.backend.port, ctx.rproxy_bin, lua=sc.lua,
+        proxy = servers.Proxy(target, ctx.tmp, backend_port, ctx.rproxy_bin, lua=sc.lua,
                               **extra)
         port, pid = proxy.port, proxy.pid
     ctx.proxy = proxy

@@ -82,6 +82,7 @@ class Scenario:
     targets = PROXIES + ("direct",)
     lua = False                  # start the proxies with the Lua policy
     warmup = True                # 1 s of wrk -c64 before measuring
+    bulk = False                 # against bulk.py instead of the backend nginx
     # metrics: (key, label, unit, higher_is_better, shown_for_direct)
     metrics = ()
     labels = {}                  # target -> name in the tables, when not the usual one
@@ -337,6 +338,7 @@ class Large(Scenario):
     id = "large"
     title = "100 MiB download and upload"
     warmup = False
+    bulk = True
     metrics = (("down_MBps", "download", "MB/s", True, True),
                ("up_MBps", "upload", "MB/s", True, True),
                ("down_cpu_pct", "proxy CPU busy in downloads", "%", None, False),
@@ -346,7 +348,8 @@ class Large(Scenario):
 
     def describe(self, ctx):
         return ("%s: one keep-alive client (Python, sendfile for uploads) repeats GET /big "
-                "for %.1f s, then POST /upload for %.1f s; MB/s = 10^6 bytes/s; RSS growth = "
+                "for %.1f s, then POST /upload for %.1f s; backend bulk.py (sendfile out, "
+                "splice into /dev/null in); MB/s = 10^6 bytes/s; RSS growth = "
                 "peak VmRSS sampled every 5 ms minus VmRSS before the transfers"
                 % (self.title, ctx.duration / 2, ctx.duration / 2))
 

@@ -1,7 +1,7 @@
 """Servers of the benchmark: their configuration files, start, readiness, stop.
 
-Everything runs on 127.0.0.1. The backend (nginx, plus a small upload sink behind
-it) is pinned to CPU 1 with the load generator; each proxy runs one worker pinned
+Everything runs on 127.0.0.1. The backends (nginx, and bulk.py for the large
+transfers) are pinned to CPU 1 with the load generator; each proxy runs one worker pinned
 to CPU 0. Every process started here is registered and stopped by its PID by
 stop_all(), which run.py calls from try/finally and atexit.
 """
@@ -187,13 +187,14 @@ def nginx_has_lua():
 
 
 class Backend:
-    """nginx serving /small (1 KiB), /echo (what the Lua policy did), /big (100 MiB
-    file) and /upload (streamed to sink.py, which reads and discards the body)."""
+    """nginx serving /small (1 KiB), /echo (what the Lua policy did) and /big (the
+    100 MiB file); and bulk.py, the backend of the large transfers (GET /big by
+    sendfile, POST /upload spliced into /dev/null)."""
 
     def __init__(self, tmp):
         self.tmp = pathlib.Path(tmp)
         self.port = free_port()
-        self.sink_port = free_port()
+        self.bulk_port = free_port()
         self.big = self.tmp / "big.bin"
         with open(self.big, "wb") as f:
             block = os.urandom(1024 * 1024)
@@ -202,17 +203,24 @@ class Backend:
         d = self.tmp / "backend"
         d.mkdir()
         conf = d / "nginx.conf"
-        conf.write_text(NGINX_BACKEND % dict(dir=d, port=self.port, sink=self.sink_port,
-                                             body=SMALL_BODY, root=self.tmp, nofile=NOFILE))
-        self.sink = Proc("sink", [sys.executable, str(HERE / "sink.py"), str(self.sink_port)],
-                         LOAD_CPU, tmp)
+        conf.write_text(NGINX_BACKEND % dict(dir=d, port=self.port, body=SMALL_BODY,
+                                             root=self.tmp, nofile=NOFILE))
+        self.bulk = Proc("bulk", [sys.executable, str(HERE / "bulk.py"), str(self.bulk_port),
+                                  str(self.big)], LOAD_CPU, tmp)
         self.nginx = Proc("backend", ["nginx", "-p", str(d), "-c", str(conf)], LOAD_CPU, tmp)
         self.pid = self.nginx.pid
         wait_ready(self.nginx, self.port)
+        wait_ready(self.bulk, self.bulk_port)
+
+    def serving(self, bulk):
+        """(port, pid, Proc) of the backend a scenario uses."""
+        if bulk:
+            return self.bulk_port, self.bulk.pid, self.bulk
+        return self.port, self.pid, self.nginx
 
     def stop(self):
         self.nginx.stop()
-        self.sink.stop()
+        self.bulk.stop()
 
 
 NGINX_COMMON = """\
@@ -242,19 +250,11 @@ http {
     default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
-    upstream sink { server 127.0.0.1:%(sink)d; keepalive 8; }
     server {
         listen 127.0.0.1:%(port)d backlog=4096;
         location = /small { return 200 "%(body)s"; }
         location = /echo { return 200 "uri=$request_uri hook=$http_x_bench_hook\\n"; }
         location = /big { root %(root)s; try_files /big.bin =404; }
-        location = /upload {
-            client_max_body_size 0;
-            proxy_request_buffering off;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass http://sink;
-        }
         location / { return 404; }
     }
 }
