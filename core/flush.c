@@ -2,10 +2,38 @@
  * (see flush.h for why). */
 #include "flush.h"
 
+#include "rawio.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+
+#define FLUSH_IOV 64                       /* chains per writev(), as libevent's 128 */
+
+/* evbuffer_write() through rp_writev() (see rawio.h): the first FLUSH_IOV
+ * chains in one writev(), what went drained. > 0 bytes written, else the
+ * write's result with errno. */
+static ssize_t
+flush_write(struct evbuffer *out, int fd)
+{
+    struct evbuffer_iovec  vec[FLUSH_IOV];
+    struct iovec           iov[FLUSH_IOV];
+    ssize_t                n;
+    int                    nvec, i;
+
+    nvec = evbuffer_peek(out, -1, NULL, vec, FLUSH_IOV);
+    nvec = nvec < FLUSH_IOV ? nvec : FLUSH_IOV;
+    for (i = 0; i < nvec; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    n = rp_writev(fd, iov, nvec);
+    if (n > 0) {
+        evbuffer_drain(out, (size_t) n);
+    }
+    return n;
+}
 
 static void
 flush_run(rp_flush_t *s)
@@ -23,7 +51,7 @@ flush_run(rp_flush_t *s)
      * its write callback drains it; this is that callback's work, done early */
     evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0) {
-        if (evbuffer_write(out, s->fd) <= 0) {
+        if (flush_write(out, s->fd) <= 0) {
             /* EAGAIN, or an error libevent will meet and report as an event */
             evbuffer_freeze(out, 1);
             rp_flush_arm(s);

@@ -694,9 +694,11 @@ conn_on_read(struct bufferevent *bev, void *arg)
         return;
     }
     conn_idle_unlist(c);
+    rp_now_hold();                         /* one clock read for the request's times */
     rp_http_conn_ref(c);
     rp_http_conn_parse(c);                 /* its loop ends with rp_reader_drained() */
     conn_unref_or_park(c);
+    rp_now_release();
 }
 
 /* After the last answer: half-close, then read and drop what the client still

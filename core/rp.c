@@ -49,12 +49,44 @@ rp_xstrdup(const char *s)
 }
 
 double
-rp_now(void)
+rp_clock(void)
 {
     struct timespec  ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static __thread unsigned  now_holds;     /* rp_now_hold() depth            */
+static __thread int       now_read;      /* now_at holds this hold's read  */
+static __thread double    now_at;
+
+double
+rp_now(void)
+{
+    if (now_read) {
+        return now_at;
+    }
+    if (now_holds == 0) {
+        return rp_clock();
+    }
+    now_at = rp_clock();
+    now_read = 1;
+    return now_at;
+}
+
+void
+rp_now_hold(void)
+{
+    now_holds++;
+}
+
+void
+rp_now_release(void)
+{
+    if (--now_holds == 0) {
+        now_read = 0;
+    }
 }
 
 struct timeval

@@ -25,7 +25,7 @@ struct shdict_node_s {
     shdict_node_t    *prev;     /* LRU list, towards the most recently used (head)     */
     shdict_node_t    *next;     /* LRU list, towards the least recently used (tail)    */
     uint64_t          hash;
-    double            expires;  /* rp_now() deadline; 0: never                         */
+    double            expires;  /* rp_clock() deadline; 0: never                       */
     double            number;   /* NUMBER                                              */
     size_t            vlen;     /* STRING: bytes after the key in data[]               */
     size_t            cost;     /* bytes charged to the dict's budget                  */
@@ -521,7 +521,7 @@ shdict_get(rp_shdict_t *d, const char *key, size_t klen, rp_shval_t *out, char *
         return RP_ERROR;
     }
     hash = shdict_hash(d, key, klen);
-    now = rp_now();
+    now = rp_clock();
     pthread_mutex_lock(&d->lock);
     if ((n = shdict_get_live(d, hash, key, klen, now, &garbage)) == NULL) {
         rc = RP_DECLINED;
@@ -590,7 +590,7 @@ shdict_store(rp_shdict_t *d, const char *key, size_t klen, const rp_shval_t *v, 
         return rc == RP_DECLINED ? RP_OK : RP_DECLINED;
     }
     hash = shdict_hash(d, key, klen);
-    now = rp_now();
+    now = rp_clock();
     if ((n = shdict_node_new(d, hash, key, klen, v, shdict_deadline(ttl, now))) == NULL) {
         return RP_ERROR;
     }
@@ -639,7 +639,7 @@ rp_shdict_incr(rp_shdict_t *d, const char *key, size_t klen, double delta, int h
         return RP_ERROR;
     }
     hash = shdict_hash(d, key, klen);
-    now = rp_now();
+    now = rp_clock();
     for (;;) {
         pthread_mutex_lock(&d->lock);
         n = shdict_get_live(d, hash, key, klen, now, &garbage);
@@ -692,7 +692,7 @@ rp_shdict_delete(rp_shdict_t *d, const char *key, size_t klen)
         return RP_ERROR;
     }
     hash = shdict_hash(d, key, klen);
-    now = rp_now();
+    now = rp_clock();
     pthread_mutex_lock(&d->lock);
     if ((n = shdict_lookup(d, hash, key, klen, &link)) != NULL) {
         rc = shdict_expired(n, now) ? RP_DECLINED : RP_OK;
@@ -714,7 +714,7 @@ rp_shdict_keys(rp_shdict_t *d, unsigned max, rp_shdict_key_cb cb, void *arg)
     shdict_node_t  *n, *next, *garbage = NULL;
     shdict_key_t   *keys;
     size_t          i, nkeys = 0, bytes = 0;
-    double          now = rp_now();
+    double          now = rp_clock();
     char           *p;
     int             rc = RP_OK;
 

@@ -2,6 +2,8 @@
  * sockread.h for why). */
 #include "sockread.h"
 
+#include "rawio.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <stdint.h>
@@ -259,7 +261,7 @@ reader_read_bulk(rp_reader_t *r, struct evbuffer *in, int fd)
             iov[i].iov_len = vec[i].iov_len;
         }
         do {
-            n = readv(fd, iov, nvec);
+            n = rp_readv(fd, iov, nvec);
         } while (n < 0 && errno == EINTR);
         if (n <= 0) {
             evbuffer_commit_space(in, vec, 0);
@@ -326,7 +328,7 @@ rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r)
     } else {
         ask = room < RP_READ_SCRATCH ? room : RP_READ_SCRATCH;
         do {
-            n = recv(fd, r->scratch, ask, 0);
+            n = rp_recv(fd, r->scratch, ask);
         } while (n < 0 && errno == EINTR);
         if (n == 0) {
             reader_fail(r, BEV_EVENT_EOF);

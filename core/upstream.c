@@ -297,11 +297,13 @@ uc_on_read(struct bufferevent *bev, void *arg)
     rp_upstream_conn_t  *uc = arg;
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
+        rp_now_hold();                     /* one clock read for the response's times */
         uc->read_at = rp_now();
         if (!uc->user->in_place) {
             rp_reader_spill(&uc->reader);
         }
         uc->user->on_read(uc, uc->arg);
+        rp_now_release();
         return;
     }
     /* bytes nobody asked for: this socket's framing cannot be trusted */

@@ -120,6 +120,24 @@ def log_fields(p, path, timeout=5):
     raise AssertionError("no LOGHOOK line for %s:\n%s" % (path, p.stderr()[-3000:]))
 
 
+def _slow(conn, q):
+    time.sleep(0.3)
+    return conn.echo(q)
+
+
+def test_on_log_times_span_a_slow_backend(backend, rproxy):
+    """Each time is read when its event happens: a backend that waits 0.3 s before
+    answering shows in ttfb, upstream_time and total_time, and not in queue_time.
+    rproxy reads the clock once per read callback; a reading kept past its callback
+    would make these 0."""
+    be = backend(handler=_slow)
+    p = rproxy(HEAD + LOG_LUA, B1=be.address)
+    assert get(p, "/slow").status == 200
+    f = log_fields(p, "/slow")
+    assert 0.3 <= float(f["ttfb"]) <= float(f["upstream_time"]) <= float(f["total_time"]) < 5, f
+    assert 0 <= float(f["queue_time"]) < 0.3, f
+
+
 def test_on_log_fields(backend, rproxy):
     be, p = start(backend, rproxy, LOG_LUA)
     sent = req("GET", "/logged?x=1", headers=[("X-Pad", "p" * 50)])

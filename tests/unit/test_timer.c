@@ -1,10 +1,12 @@
 /* test_timer.c: lazy deadlines (core/timer.c): a later deadline leaves the
  * pending timer alone, an earlier one moves it, a timer that fires early
- * re-arms itself for the rest and reports expiry only when due. */
+ * re-arms itself for the rest and reports expiry only when due. And the
+ * held clock (core/rp.c): one reading per hold, fresh after it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -107,6 +109,47 @@ test_stop(void **state)
     event_base_free(t.base);
 }
 
+/* Sleeps until the monotonic clock has moved past t. */
+static void
+wait_past(double t)
+{
+    struct timespec  ts = { 0, 200000 };   /* 0.2 ms */
+
+    while (rp_clock() <= t) {
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void
+test_now_held(void **state)
+{
+    double  first, again, inner;
+
+    (void) state;
+    first = rp_now();
+    wait_past(first);
+    assert_true(rp_now() > first);         /* not held: every call reads */
+
+    rp_now_hold();
+    first = rp_now();
+    wait_past(first);
+    again = rp_now();
+    assert_true(again == first);           /* held: the first reading */
+    assert_true(rp_clock() > first);       /* the clock itself moved on */
+    rp_now_hold();                         /* holds nest */
+    inner = rp_now();
+    rp_now_release();
+    assert_true(inner == first);
+    assert_true(rp_now() == first);        /* still held by the outer one */
+    rp_now_release();
+    assert_true(rp_now() > first);         /* released: fresh again */
+
+    rp_now_hold();                         /* a new hold reads anew */
+    again = rp_now();
+    assert_true(again > first);
+    rp_now_release();
+}
+
 int
 main(void)
 {
@@ -114,6 +157,7 @@ main(void)
         cmocka_unit_test(test_later_deadline_fires_early_then_rearms),
         cmocka_unit_test(test_earlier_deadline_moves_timer),
         cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_now_held),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
