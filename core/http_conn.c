@@ -3,6 +3,7 @@
 #include "http_conn.h"
 
 #include "log.h"
+#include "rawio.h"
 #include "sockread.h"
 #include "lua_request.h"
 #include "lua_state.h"
@@ -405,7 +406,7 @@ client_free(rp_client_t *cl)
     client_timer_stop(cl);
     rp_reader_detach(&cl->reader);
     if (cl->fd >= 0) {
-        evutil_closesocket(cl->fd);
+        rp_close(cl->fd);
     }
     rp_listener_unref(cl->l);
     free(cl);
