@@ -9,10 +9,10 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#define FLUSH_IOV 64                       /* chains per writev(), as libevent's 128 */
+#define FLUSH_IOV 64                       /* chains per send, libevent takes 128 */
 
-/* evbuffer_write() through rp_writev() (see rawio.h): the first FLUSH_IOV
- * chains in one writev(), what went drained. > 0 bytes written, else the
+/* evbuffer_write() through rp_sendv() (see rawio.h): the first FLUSH_IOV
+ * chains in one send, what went drained. > 0 bytes written, else the
  * write's result with errno. */
 static ssize_t
 flush_write(struct evbuffer *out, int fd)
@@ -28,7 +28,7 @@ flush_write(struct evbuffer *out, int fd)
         iov[i].iov_base = vec[i].iov_base;
         iov[i].iov_len = vec[i].iov_len;
     }
-    n = rp_writev(fd, iov, nvec);
+    n = rp_sendv(fd, iov, nvec);
     if (n > 0) {
         evbuffer_drain(out, (size_t) n);
     }
