@@ -92,11 +92,24 @@ def targets(results):
     def scenario_ran(sid):
         return any(sc["id"] == sid for sc in results["scenarios"])
 
+    def capacity(sid):
+        """What req/s leave out: the CPU per request ratio, and how busy rproxy's core
+        and the load CPU were (a saturated load CPU caps every proxy's req/s)."""
+        cpu = ratio(_median(results, sid, "rproxy", "cpu_us"),
+                    _median(results, sid, "nginx", "cpu_us"))
+        busy = _median(results, sid, "rproxy", "cpu_pct")
+        load = _median(results, sid, "rproxy", "load_pct")
+        if cpu is None or busy is None or load is None:
+            return ""
+        return ("; CPU per request %.2f x nginx's (%.2f x its req/s per CPU second), "
+                "rproxy's core %.0f %% busy, the load CPU %.0f %%" % (cpu, 1 / cpu, busy, load))
+
     if scenario_ran("keepalive"):
         r = ratio(_median(results, "keepalive", "rproxy", "req_s"),
                   _median(results, "keepalive", "nginx", "req_s"))
         add("small keep-alive GETs: req/s", ">= 1.3 x nginx",
-            None if r is None else "%.2f x nginx" % r, None if r is None else r >= 1.3)
+            None if r is None else "%.2f x nginx%s" % (r, capacity("keepalive")),
+            None if r is None else r >= 1.3)
     if scenario_ran("close"):
         rp = _median(results, "close", "rproxy", "cpu_us")
         peers = [v for v in (_median(results, "close", "nginx", "cpu_us"),
@@ -111,7 +124,8 @@ def targets(results):
                   _median(results, "lua", "nginx", "req_s"))
         na = _na(results, "lua", "rproxy")
         add("Lua hook: req/s", ">= 1.2 x nginx+Lua",
-            na if r is None else "%.2f x nginx+Lua" % r, None if r is None else r >= 1.2)
+            na if r is None else "%.2f x nginx+Lua%s" % (r, capacity("lua")),
+            None if r is None else r >= 1.2)
     if scenario_ran("large"):
         for key, what in (("down_MBps", "download"), ("up_MBps", "upload")):
             r = ratio(_median(results, "large", "rproxy", key),

@@ -18,7 +18,8 @@ import threading
 import time
 
 import servers
-from servers import LOAD_CPU, PROXY_CPU, BIG_SIZE, SMALL_BODY, cpu_seconds, mem_kib
+from servers import (LOAD_CPU, PROXY_CPU, BIG_SIZE, SMALL_BODY, cpu_busy_pct, cpu_seconds,
+                     cpu_ticks, mem_kib)
 
 HERE = servers.HERE
 PROXIES = ("rproxy", "nginx", "haproxy")
@@ -37,7 +38,8 @@ class NotApplicable(Exception):
 
 def wrk(port, path, duration, conns, headers=(), script=None, env=None):
     """Runs wrk (one thread, pinned to the load CPU) and returns what it measured:
-    requests, seconds, req_s, errors (socket errors + non-2xx/3xx) and the raw text."""
+    requests, seconds, req_s, errors (socket errors + non-2xx/3xx), load_pct (how busy
+    the load CPU was, wrk and the backend together) and the raw text."""
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
             "--latency", "--timeout", "5s"]
     for h in headers:
@@ -47,14 +49,17 @@ def wrk(port, path, duration, conns, headers=(), script=None, env=None):
     argv.append("http://127.0.0.1:%d%s" % (port, path))
     e = dict(os.environ)
     e.update(env or {})
+    load0 = cpu_ticks(LOAD_CPU)
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=duration + 30, env=e)
+    load_pct = cpu_busy_pct(load0, cpu_ticks(LOAD_CPU))
     out = r.stdout.decode(errors="replace")
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
     if r.returncode != 0 or not m:
         raise RuntimeError("wrk failed (exit %d):\n%s" % (r.returncode, out[-1500:]))
     scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
-    res = {"requests": int(m.group(1)), "seconds": float(m.group(2)) * scale, "raw": out}
+    res = {"requests": int(m.group(1)), "seconds": float(m.group(2)) * scale, "raw": out,
+           "load_pct": load_pct}
     res["req_s"] = res["requests"] / res["seconds"]
     errors = 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -106,8 +111,14 @@ def _wrk_metrics(w, pid, cpu_before):
     """req/s, CPU us per request and CPU busy % of a wrk run against pid."""
     cpu = cpu_seconds(pid) - cpu_before
     return {"req_s": w["req_s"], "cpu_us": cpu * 1e6 / max(w["requests"], 1),
-            "cpu_pct": 100.0 * cpu / w["seconds"], "errors": w["errors"],
-            "notes": wrk_notes(w)}
+            "cpu_pct": 100.0 * cpu / w["seconds"], "load_pct": w["load_pct"],
+            "errors": w["errors"], "notes": wrk_notes(w)}
+
+
+# The load CPU's share: when it is saturated and the proxy's core is not, req/s measure
+# the load side, and CPU per request says more about the proxy.
+LOAD_METRIC = ("load_pct", "load CPU busy (CPU 1: wrk and the backend; 100 = saturated)", "%",
+               None, True)
 
 
 class KeepAlive(Scenario):
@@ -115,7 +126,8 @@ class KeepAlive(Scenario):
     title = "small GET (1 KiB), keep-alive"
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True),
+               LOAD_METRIC)
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds GET /small; CPU = utime+stime of the proxy (of the "
@@ -132,7 +144,8 @@ class Close(Scenario):
     title = "small GET (1 KiB), Connection: close"
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True),
+               LOAD_METRIC)
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds -H 'Connection: close' GET /small; CPU = utime+stime "
@@ -176,7 +189,8 @@ class LuaHook(Scenario):
     lua = True
     metrics = (("req_s", "req/s", "req/s", True, True),
                ("cpu_us", "proxy CPU per request", "us", False, True),
-               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True))
+               ("cpu_pct", "proxy CPU busy (100 = its core saturated)", "%", None, True),
+               LOAD_METRIC)
 
     def describe(self, ctx):
         return ("%s: wrk -t1 -c64 -d%ds -H 'X-Tenant: acme' GET /api/v1/small; the policy reads "

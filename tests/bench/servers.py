@@ -113,6 +113,23 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_ticks(cpu):
+    """(busy, idle) clock ticks of one CPU so far, from /proc/stat: busy is user, nice,
+    system, irq, softirq and steal (time the CPU was not ours to give either)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%s " % cpu):
+                v = [int(x) for x in line.split()[1:9]]
+                return v[0] + v[1] + v[2] + v[5] + v[6] + v[7], v[3] + v[4]
+    raise OSError("cpu%s not in /proc/stat" % cpu)
+
+
+def cpu_busy_pct(before, after):
+    """How busy a CPU was between two cpu_ticks() readings, in %."""
+    busy, idle = after[0] - before[0], after[1] - before[1]
+    return 100.0 * busy / max(busy + idle, 1)
+
+
 def mem_kib(pid, key="VmRSS"):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
