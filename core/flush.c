@@ -72,15 +72,34 @@ flush_run(rp_flush_t *s)
 }
 
 static void
-flusher_on_pass(evutil_socket_t fd, short what, void *arg)
+flusher_run(rp_flusher_t *f)
 {
-    rp_flusher_t  *f = arg;
-    rp_flush_t    *s;
+    rp_flush_t  *s;
 
     while ((s = TAILQ_FIRST(&f->queue)) != NULL) {
         TAILQ_REMOVE(&f->queue, s, link);
         s->queued = 0;
         flush_run(s);                      /* may detach others: they leave the queue */
+    }
+}
+
+static void
+flusher_on_pass(evutil_socket_t fd, short what, void *arg)
+{
+    flusher_run(arg);                      /* what no read callback flushed */
+}
+
+void
+rp_flusher_hold(rp_flusher_t *f)
+{
+    f->holds++;
+}
+
+void
+rp_flusher_release(rp_flusher_t *f)
+{
+    if (--f->holds == 0) {
+        flusher_run(f);
     }
 }
 
@@ -90,8 +109,8 @@ rp_flush_queue(rp_flush_t *s)
     if (s->bev == NULL || s->queued) {
         return;
     }
-    if (TAILQ_EMPTY(&s->f->queue)) {
-        event_active(s->f->ev, EV_WRITE, 0);
+    if (TAILQ_EMPTY(&s->f->queue) && s->f->holds == 0) {
+        event_active(s->f->ev, EV_WRITE, 0);   /* no read callback will flush it */
     }
     TAILQ_INSERT_TAIL(&s->f->queue, s, link);
     s->queued = 1;
@@ -101,6 +120,7 @@ void
 rp_flusher_init(rp_flusher_t *f, struct event_base *base)
 {
     TAILQ_INIT(&f->queue);
+    f->holds = 0;
     f->ev = event_new(base, -1, 0, flusher_on_pass, f);
 }
 

@@ -2,9 +2,10 @@
  * EPOLLOUT per response. libevent's bufferevents write only from a write
  * event, so every answer costs an epoll_ctl to arm it and another to disarm
  * it. A flushed bufferevent keeps EV_WRITE off: whoever adds to its output
- * queues it (rp_flush_queue), and one flush event per loop pass writes every
- * queued output directly; only what the kernel would not take arms
- * EV_WRITE, and libevent finishes it as usual. TLS bufferevents are left to
+ * queues it (rp_flush_queue), and the queue is written directly at the end
+ * of the read callback that filled it (rp_flusher_hold / rp_flusher_release),
+ * or else by one flush event at the end of the loop pass; only what the
+ * kernel would not take arms EV_WRITE, and libevent finishes it as usual. TLS bufferevents are left to
  * libevent. (An evbuffer callback could queue it instead, but it costs an
  * allocation per connection and a call on every add and drain.) */
 #ifndef RP_FLUSH_H
@@ -31,9 +32,22 @@ typedef struct rp_flush_s {
 typedef struct rp_flusher_s {
     struct event              *ev;        /* owned: one pass writes the queue  */
     TAILQ_HEAD(, rp_flush_s)   queue;
+    unsigned                   holds;     /* read callbacks that will flush it */
 } rp_flusher_t;
 
 void rp_flusher_init(rp_flusher_t *f, struct event_base *base);
+
+/* A read callback holds the flusher while it works and releases it at its
+ * end, which writes every queued output then: all it added to an output
+ * still goes in one write, and the backend (or the client) gets its bytes
+ * before the loop runs the other ready sockets' callbacks, as nginx writes
+ * from each handler. Waiting for the pass's end held each request back by
+ * the parsing and routing of every other ready socket (p50 at a moderate
+ * rate 1.10 x nginx's before, 0.89-0.95 x after). While held, a queued
+ * output does not schedule the pass. Holds nest; after the release, the
+ * caller must not use anything a write callback may free. */
+void rp_flusher_hold(rp_flusher_t *f);
+void rp_flusher_release(rp_flusher_t *f);
 void rp_flusher_cleanup(rp_flusher_t *f);
 
 /* Makes bev (a connected plain socket) write through f; s lives as long as
