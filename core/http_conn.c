@@ -841,6 +841,12 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
                && !(c->flags & RP_REQ_HEAD_SENT)) {
         rp_http_conn_error(c, 408, "client read timed out");
     } else if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)
+               && c->state == RP_CONN_WAIT) {
+        /* waiting for a backend connection, nothing parsed past the head:
+         * whether this is a half-close after a whole request or an abort
+         * shows only then. The reads are off now; proxy_attach() turns them
+         * on, the EOF comes again, and the branch below or the abort takes it */
+    } else if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)
                && (c->flags & RP_REQ_DONE) && c->state == RP_CONN_PROXY) {
         /* the client sent its whole request and shut its write side: a
          * half-close. The answer still goes out; the connection ends after. */

@@ -165,9 +165,12 @@ proxy_acquire(rp_http_conn_t *c)
             rp_http_conn_error(c, 503, "pending queue full (max_pending)");
             return;
         }
+        /* reads stay on while it waits (turning them off and on again cost
+         * two epoll_ctl a queued request): nothing is parsed in WAIT, so the
+         * bytes wait in the input, bounded by its high watermark, and an EOF
+         * is read again once a backend connection comes (conn_on_event) */
         rp_target_enqueue(c->target, &c->pending);
         c->state = RP_CONN_WAIT;
-        rp_reader_off(&c->cl->reader);
         rp_http_conn_deadline(c, c->lc->pending_timeout);
         return;
     default:
@@ -497,7 +500,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (!(c->flags & RP_REQ_DONE)) {
         rp_msg_resume(&c->req);
         rp_http_conn_body_timeout(c, (c->flags & RP_REQ_HAS_BODY) != 0);
-        rp_reader_on(&c->cl->reader);          /* off while it waited */
+        rp_reader_on(&c->cl->reader);      /* again after an EOF it met waiting */
         rp_http_conn_parse(c);             /* body bytes may be buffered already */
     }
 }

@@ -3,6 +3,8 @@ persistent backend connections; max_pending and pending_timeout give 503;
 balancers spread requests and skip a backend that is down."""
 
 import concurrent.futures
+import hashlib
+import json
 import socket
 import threading
 import time
@@ -10,7 +12,7 @@ import time
 import pytest
 
 from backends import free_port
-from httpclient import exchange, parse_response, recv_until_closed, req
+from httpclient import RawClient, exchange, parse_response, recv_until_closed, req
 from proxy import basic_lua
 
 N_CLIENTS = 1000
@@ -113,6 +115,62 @@ def test_pending_timeout_503(backend, rproxy):
     assert out["/b"][1] < 3.9, "503 should come at pending_timeout (1 s): %r" % (out,)
     time.sleep(0.5)
     assert "/b" not in be.paths(), "a request answered 503 was still sent to the backend"
+
+
+def _slow_then_digest(conn, q):
+    """/slow* holds the one backend connection a second; every answer carries the
+    SHA-256 of the body the backend got."""
+    if q.path.startswith("/slow"):
+        time.sleep(1.0)
+    return conn.echo(q, extra={"sha": hashlib.sha256(q.body or b"").hexdigest()})
+
+
+def _queued_behind_slow(backend, rproxy):
+    """A proxy with one backend connection, taken by a slow request: the next
+    request waits in the pending queue for about a second."""
+    be = backend(handler=_slow_then_digest)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1",
+                         listen="pending_timeout = 10"))
+    assert be.wait_connections(1)
+    slow = threading.Thread(target=lambda: exchange(p.port, req("GET", "/slow"), timeout=30))
+    slow.start()
+    time.sleep(0.3)                        # /slow holds the connection now
+    return be, p, slow
+
+
+def test_queued_request_body_sent_while_waiting(backend, rproxy):
+    """Client reads stay on while a request waits for a backend connection: a
+    body that arrives meanwhile waits in the input and reaches the backend whole."""
+    be, p, slow = _queued_behind_slow(backend, rproxy)
+    body = bytes(range(256)) * 1024          # 256 KiB: past the input's high watermark
+    c = RawClient(p.port, timeout=30)
+    c.send(b"POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: %d\r\n\r\n"
+           % len(body))
+    time.sleep(0.2)                        # queued now
+    for i in range(0, len(body), 65536):
+        c.send(body[i:i + 65536])
+    r = c.read_response(timeout=20)
+    slow.join(30)
+    assert r is not None and r.status == 200, r
+    doc = json.loads(r.body)
+    assert doc["body_len"] == len(body) and doc["sha"] == hashlib.sha256(body).hexdigest(), doc
+    c.close()
+
+
+def test_queued_request_half_closed_is_answered(backend, rproxy):
+    """A client that sends its whole request and shuts its write side while the
+    request is queued gets its answer: the EOF met while waiting is not an abort."""
+    be, p, slow = _queued_behind_slow(backend, rproxy)
+    c = RawClient(p.port, timeout=30)
+    c.send(req("GET", "/after"))
+    time.sleep(0.2)                        # queued now
+    c.sock.shutdown(socket.SHUT_WR)
+    r = c.read_response(timeout=20)
+    slow.join(30)
+    assert r is not None and r.status == 200, r
+    assert json.loads(r.body)["path"] == "/after"
+    assert c.wait_closed(), "the connection must end after the answer (the client half-closed)"
+    assert "/after" in be.paths()
 
 
 TWO_LUA = """
