@@ -13,22 +13,18 @@
 
 /* evbuffer_write() through rp_sendv() (see rawio.h): the first FLUSH_IOV
  * chains in one send, what went drained. > 0 bytes written, else the
- * write's result with errno. */
+ * write's result with errno. (libevent's evbuffer_iovec is struct iovec
+ * wherever sys/uio.h exists, so the peeked vector goes as it is.) */
 static ssize_t
 flush_write(struct evbuffer *out, int fd)
 {
     struct evbuffer_iovec  vec[FLUSH_IOV];
-    struct iovec           iov[FLUSH_IOV];
     ssize_t                n;
-    int                    nvec, i;
+    int                    nvec;
 
     nvec = evbuffer_peek(out, -1, NULL, vec, FLUSH_IOV);
     nvec = nvec < FLUSH_IOV ? nvec : FLUSH_IOV;
-    for (i = 0; i < nvec; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
-    }
-    n = rp_sendv(fd, iov, nvec);
+    n = rp_sendv(fd, vec, nvec);
     if (n > 0) {
         evbuffer_drain(out, (size_t) n);
     }

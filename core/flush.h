@@ -5,8 +5,8 @@
  * queues it (rp_flush_queue), and the queue is written directly at the end
  * of the read callback that filled it (rp_flusher_hold / rp_flusher_release),
  * or else by one flush event at the end of the loop pass; only what the
- * kernel would not take arms EV_WRITE, and libevent finishes it as usual. TLS bufferevents are left to
- * libevent. (An evbuffer callback could queue it instead, but it costs an
+ * kernel would not take arms EV_WRITE, and libevent finishes it as usual.
+ * TLS bufferevents are left to libevent. (An evbuffer callback could queue it instead, but it costs an
  * allocation per connection and a call on every add and drain.) */
 #ifndef RP_FLUSH_H
 #define RP_FLUSH_H
@@ -42,8 +42,8 @@ void rp_flusher_init(rp_flusher_t *f, struct event_base *base);
  * still goes in one write, and the backend (or the client) gets its bytes
  * before the loop runs the other ready sockets' callbacks, as nginx writes
  * from each handler. Waiting for the pass's end held each request back by
- * the parsing and routing of every other ready socket (p50 at a moderate
- * rate 1.10 x nginx's before, 0.89-0.95 x after). While held, a queued
+ * the parsing and routing of every other ready socket (the latency this
+ * cost: docs/DESIGN.md, "Writes without EPOLLOUT"). While held, a queued
  * output does not schedule the pass. Holds nest; after the release, the
  * caller must not use anything a write callback may free. */
 void rp_flusher_hold(rp_flusher_t *f);

@@ -695,13 +695,11 @@ conn_on_read(struct bufferevent *bev, void *arg)
         return;
     }
     conn_idle_unlist(c);
-    rp_now_hold();                         /* one clock read for the request's times */
-    rp_flusher_hold(&c->w->flusher);
+    rp_worker_read_begin(c->w);
     rp_http_conn_ref(c);
     rp_http_conn_parse(c);                 /* its loop ends with rp_reader_drained() */
-    rp_flusher_release(&c->w->flusher);    /* what it sent goes now, before other sockets */
+    rp_worker_read_end(c->w);              /* what it sent goes now, before other sockets */
     conn_unref_or_park(c);
-    rp_now_release();
 }
 
 /* After the last answer: half-close, then read and drop what the client still

@@ -297,17 +297,15 @@ uc_on_read(struct bufferevent *bev, void *arg)
     rp_upstream_conn_t  *uc = arg;
 
     if (uc->state == RP_UC_ACTIVE && uc->user != NULL) {
-        rp_flusher_t  *f = &uc->b->w->flusher;    /* the worker outlives uc */
+        rp_worker_t  *w = uc->b->w;        /* the worker outlives uc */
 
-        rp_now_hold();                     /* one clock read for the response's times */
-        rp_flusher_hold(f);
+        rp_worker_read_begin(w);
         uc->read_at = rp_now();
         if (!uc->user->in_place) {
             rp_reader_spill(&uc->reader);
         }
         uc->user->on_read(uc, uc->arg);
-        rp_flusher_release(f);             /* the answer goes now, before other sockets */
-        rp_now_release();
+        rp_worker_read_end(w);             /* the answer goes now, before other sockets */
         return;
     }
     /* bytes nobody asked for: this socket's framing cannot be trusted */

@@ -530,6 +530,20 @@ rp_worker_stopping(const rp_worker_t *w)
 }
 
 void
+rp_worker_read_begin(rp_worker_t *w)
+{
+    rp_now_hold();
+    rp_flusher_hold(&w->flusher);
+}
+
+void
+rp_worker_read_end(rp_worker_t *w)
+{
+    rp_flusher_release(&w->flusher);
+    rp_now_release();
+}
+
+void
 rp_worker_conn_added(rp_worker_t *w, rp_client_t *cl)
 {
     TAILQ_INSERT_TAIL(&w->clients, cl, link);

@@ -95,6 +95,13 @@ void rp_worker_free(rp_worker_t *w);
 
 int rp_worker_stopping(const rp_worker_t *w);
 
+/* The scope of a client's or a backend's read callback: one clock reading
+ * for all the times it takes (rp_now_hold), and what it queues on plain
+ * outputs written as it ends (rp_flusher_hold). After the end, the caller
+ * must not use anything a write callback may free. */
+void rp_worker_read_begin(rp_worker_t *w);
+void rp_worker_read_end(rp_worker_t *w);
+
 void rp_listener_ref(rp_listener_t *li);
 void rp_listener_unref(rp_listener_t *li);
 
