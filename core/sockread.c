@@ -157,9 +157,17 @@ rp_reader_set_timeouts(rp_reader_t *r, double read_s, const struct timeval *writ
         return;
     }
     r->timeout = read_s > 0 ? read_s : 0;
-    if (r->added) {
-        reader_del(r);                     /* event_add(NULL) would keep the old one */
-        reader_add(r);
+    if (!r->added) {
+        return;                            /* reader_add() arms it with r->timeout */
+    }
+    /* Only the timer changes: a request with a body turns its timeout on and
+     * off around the body, and a del + add would cost an EPOLL_CTL_MOD each
+     * time. event_add() on a pending event reschedules its timeout alone;
+     * event_add(NULL) would keep the old one, event_remove_timer() drops it. */
+    if (r->timeout > 0) {
+        event_add(&r->ev, &tv);
+    } else {
+        event_remove_timer(&r->ev);
     }
 }
 

@@ -75,6 +75,34 @@ def test_slow_steady_upload_is_not_cut(backend, rproxy):
     assert be.requests[-1].body_len == len(piece) * PIECES
 
 
+def think_then_echo(conn, q):
+    """Answers after GAP * 5 seconds: longer than the client's read_timeout."""
+    time.sleep(GAP * 5)
+    return conn.echo(q)
+
+
+def test_whole_upload_then_slow_backend_is_not_a_client_timeout(backend, rproxy):
+    """The client's read_timeout covers its body; once the body is whole it is
+    off while the backend thinks, and on again for the next request's body on
+    the same connection (rproxy reschedules the timer without a del + add)."""
+    be = backend(handler=think_then_echo)
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1"))
+    c = RawClient(p.port)
+    body = b"u" * 1000
+    t0 = time.monotonic()
+    c.send(req("POST", "/think", headers=[("Content-Length", str(len(body)))]) + body)
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200, r
+    assert time.monotonic() - t0 > GAP * 5 - 0.2, "answered before the backend did"
+    assert be.requests[-1].body_len == len(body)
+    c.send(req("POST", "/stall", headers=[("Content-Length", "1000")]) + b"u" * 100)
+    t0 = time.monotonic()
+    assert c.wait_closed(1 + 5), "a stalled body after a slow answer was not cut"
+    assert time.monotonic() - t0 > 0.7, "cut before read_timeout"
+    c.close()
+    assert p.alive(), "rproxy died"
+
+
 def test_client_paused_download_is_not_backend_silence(backend, rproxy):
     """The client stops reading for 3 backend read_timeouts: the proxy stops
     reading the backend (back-pressure) and must not call that a timeout."""
