@@ -1,5 +1,5 @@
-/* flush.c: one direct write per output per loop pass for plain sockets
- * (see flush.h for why). */
+/* flush.c: one direct write per output per loop pass for plain sockets,
+ * TLS ones written without arming EPOLLOUT (see flush.h for why). */
 #include "flush.h"
 
 #include "rawio.h"
@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>   /* a TLS bufferevent's ev_write */
 #include <event2/event.h>
 
 #define FLUSH_IOV 64                       /* chains per send, libevent takes 128 */
@@ -32,14 +33,53 @@ flush_write(struct evbuffer *out, int fd)
 }
 
 static void
+flush_call_writecb(struct bufferevent *bev)
+{
+    bufferevent_data_cb  wcb;
+    void                *arg;
+
+    bufferevent_getcb(bev, NULL, &wcb, NULL, &arg);
+    if (wcb != NULL) {
+        wcb(bev, arg);
+    }
+}
+
+/* A TLS bufferevent's output goes out as its write event would send it.
+ * libevent added that event when the output stopped being empty; its
+ * callback encrypts and writes what the socket takes, removes the event
+ * once the output is empty (so the pending add is dropped before the loop
+ * applies it) and calls the write callback. What the socket does not take
+ * waits for EPOLLOUT, as it always did. */
+static void
+flush_run_tls(rp_flush_t *s)
+{
+    struct bufferevent  *bev = s->bev;
+    struct event        *ev = &bev->ev_write;
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        if (s->want_drain) {
+            s->want_drain = 0;
+            flush_call_writecb(bev);
+        }
+        return;
+    }
+    s->want_drain = 0;                     /* libevent calls it once the output is empty */
+    if (event_pending(ev, EV_WRITE, NULL)) {
+        event_get_callback(ev)(event_get_fd(ev), EV_WRITE, event_get_callback_arg(ev));
+    }
+}
+
+static void
 flush_run(rp_flush_t *s)
 {
     struct bufferevent  *bev = s->bev;
     struct evbuffer     *out = bufferevent_get_output(bev);
-    bufferevent_data_cb  wcb;
-    void                *arg;
     size_t               low = 0, high = 0;
 
+    if (s->tls) {
+        flush_run_tls(s);
+        return;
+    }
     if (bufferevent_get_enabled(bev) & EV_WRITE) {
         return;                            /* libevent is writing it already */
     }
@@ -60,10 +100,7 @@ flush_run(rp_flush_t *s)
     bufferevent_getwatermark(bev, EV_WRITE, &low, &high);
     if (low > 0 || s->want_drain) {
         s->want_drain = 0;
-        bufferevent_getcb(bev, NULL, &wcb, NULL, &arg);
-        if (wcb != NULL) {
-            wcb(bev, arg);
-        }
+        flush_call_writecb(bev);
     }
 }
 
@@ -137,10 +174,25 @@ rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
     s->f = f;
     s->queued = 0;
     s->want_drain = 0;
+    s->tls = 0;
     bufferevent_disable(bev, EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         bufferevent_enable(bev, EV_WRITE);
     }
+}
+
+void
+rp_flush_attach_tls(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
+{
+    if (f->ev == NULL) {
+        return;                            /* no flusher (unit tests): libevent writes */
+    }
+    s->bev = bev;
+    s->fd = bufferevent_getfd(bev);
+    s->f = f;
+    s->queued = 0;
+    s->want_drain = 0;
+    s->tls = 1;
 }
 
 void
@@ -156,12 +208,13 @@ rp_flush_bind(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_so
     s->f = f;
     s->queued = 0;
     s->want_drain = 0;
+    s->tls = 0;
 }
 
 void
 rp_flush_arm(rp_flush_t *s)
 {
-    if (bufferevent_getfd(s->bev) != s->fd) {
+    if (!s->tls && bufferevent_getfd(s->bev) != s->fd) {
         bufferevent_setfd(s->bev, s->fd);
     }
     bufferevent_enable(s->bev, EV_WRITE);
@@ -193,7 +246,7 @@ rp_flush_want_drain(rp_flush_t *s)
 void
 rp_flush_drained(rp_flush_t *s)
 {
-    if (s->bev != NULL && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0
+    if (s->bev != NULL && !s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0
         && (bufferevent_get_enabled(s->bev) & EV_WRITE)) {
         bufferevent_disable(s->bev, EV_WRITE);
     }

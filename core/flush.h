@@ -6,8 +6,14 @@
  * of the read callback that filled it (rp_flusher_hold / rp_flusher_release),
  * or else by one flush event at the end of the loop pass; only what the
  * kernel would not take arms EV_WRITE, and libevent finishes it as usual.
- * TLS bufferevents are left to libevent. (An evbuffer callback could queue it instead, but it costs an
- * allocation per connection and a call on every add and drain.) */
+ * (An evbuffer callback could queue it instead, but it costs an allocation
+ * per connection and a call on every add and drain.)
+ * A TLS bufferevent encrypts in its own writes, so libevent writes it: it
+ * arms EV_WRITE when its output stops being empty and writes on EPOLLOUT,
+ * two epoll_ctl and a loop pass per answer. Queued here, the flusher runs
+ * that write event's callback at the same points instead; when the output
+ * empties, the event is removed before the loop applied its add, and the
+ * epoll set never changes. */
 #ifndef RP_FLUSH_H
 #define RP_FLUSH_H
 
@@ -27,6 +33,7 @@ typedef struct rp_flush_s {
     TAILQ_ENTRY(rp_flush_s)    link;      /* in f->queue while queued          */
     int                        queued;
     int                        want_drain; /* call the write callback once empty */
+    int                        tls;       /* bev is a TLS bufferevent          */
 } rp_flush_t;
 
 typedef struct rp_flusher_s {
@@ -55,6 +62,10 @@ void rp_flusher_cleanup(rp_flusher_t *f);
 void rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
 void rp_flush_detach(rp_flush_t *s);
 
+/* Makes a TLS bufferevent (EV_WRITE on, as libevent leaves it) write
+ * through f: its write event's work is done when the queue is run. */
+void rp_flush_attach_tls(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
+
 /* The same for a bufferevent with EV_WRITE off and nothing to write (a
  * spare conn's, http_conn.c) that is to write fd: no libevent call now;
  * bev is pointed at fd when a write has to wait (rp_flush_arm). */
@@ -65,15 +76,17 @@ void rp_flush_arm(rp_flush_t *s);
 
 /* Bytes were added to the output of s's bufferevent: they are written in
  * this loop pass. Every add to a flushed output must be followed by one;
- * for a bufferevent that is not flushed (TLS) it does nothing. */
+ * for a bufferevent that is not flushed it does nothing. */
 void rp_flush_queue(rp_flush_t *s);
 
 /* Asks for the bufferevent's write callback once its queued output is
  * written (a closing connection), without arming EV_WRITE. Returns 0 when s
- * does not write bev (TLS, or nothing queued): enable EV_WRITE instead. */
+ * does not write bev (not flushed, or nothing queued): enable EV_WRITE
+ * instead. (A TLS bufferevent calls it anyway once its output is empty.) */
 int rp_flush_want_drain(rp_flush_t *s);
 
-/* From a write callback: EV_WRITE goes off again once the output is empty. */
+/* From a write callback: EV_WRITE goes off again once the output is empty
+ * (a plain socket's; a TLS bufferevent writes only while it is on). */
 void rp_flush_drained(rp_flush_t *s);
 
 #endif

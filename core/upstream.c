@@ -271,6 +271,8 @@ uc_on_connected(rp_upstream_conn_t *uc)
     if (uc->ssl == NULL) {
         rp_flush_attach(&uc->b->w->flusher, &uc->flush, uc->bev);
         rp_reader_attach(&uc->reader, uc->b->base, uc->b->w->read_scratch);
+    } else {
+        rp_flush_attach_tls(&uc->b->w->flusher, &uc->flush, uc->bev);
     }
     uc->backoff = uc->b->conf->retry;
     uc->b->failures = 0;

@@ -26,8 +26,11 @@ import tempfile
 import threading
 import time
 
+import zlib
+
 import pytest
 
+from backends import pattern_blocks
 from httpclient import parse_response
 
 KEEP = os.environ.get("RP_TEST_KEEP") == "1"
@@ -344,17 +347,19 @@ class TLSBackend:
     "conn=N reused=0|1 version=V", keep-alive unless close_each (then each
     response says Connection: close and the connection is closed). Records per
     accepted connection: whether the handshake resumed a session, the version,
-    the SNI and the request heads."""
+    the SNI, the request heads and each request body's (length, crc32).
+    body_size: answer with that many bytes of backends.pattern_blocks instead."""
 
-    def __init__(self, pki, cert="backend", maxv=None):
+    def __init__(self, pki, cert="backend", maxv=None, body_size=None):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(pki.crt(cert), pki.key(cert))
         if maxv is not None:
             self.ctx.maximum_version = maxv
         self.ctx.sni_callback = self._on_sni
         self.close_each = False
+        self.body_size = body_size
         self.lock = threading.Lock()
-        self.conns = []            # dicts: id, reused, version, sni, heads, error
+        self.conns = []            # dicts: id, reused, version, sni, heads, bodies, error
         self.stopping = threading.Event()
         self.threads = []
         self.socks = []
@@ -388,7 +393,7 @@ class TLSBackend:
                 break
             with self.lock:
                 rec = {"id": len(self.conns), "reused": None, "version": None, "sni": None,
-                       "heads": [], "error": None}
+                       "heads": [], "bodies": [], "error": None}
                 self.conns.append(rec)
                 self.socks.append(s)
             t = threading.Thread(target=self._serve, args=(s, rec), daemon=True)
@@ -430,9 +435,14 @@ class TLSBackend:
                     if not data:
                         return
                     buf += data
+                got = (cl, zlib.crc32(bytes(buf[:cl])))
                 del buf[:cl]
                 with self.lock:
                     rec["heads"].append(head)
+                    rec["bodies"].append(got)
+                if self.body_size is not None:
+                    self._send_pattern(s)
+                    continue
                 body = ("conn=%d reused=%d version=%s" % (rec["id"], int(bool(rec["reused"])),
                                                           rec["version"])).encode()
                 resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n" \
@@ -454,6 +464,12 @@ class TLSBackend:
             except OSError:
                 pass
 
+    def _send_pattern(self, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Length: %d\r\n\r\n" % self.body_size)
+        for b in pattern_blocks(self.body_size):
+            s.sendall(b)
+
     def stop(self):
         self.stopping.set()
         try:
@@ -474,12 +490,13 @@ class TLSBackend:
 
 @pytest.fixture
 def tls_backend(pki):
-    """tls_backend(cert="backend", maxv=None) -> a started TLSBackend, stopped after
-    the test. Request it before `rproxy` so that the proxy stops first."""
+    """tls_backend(cert="backend", maxv=None, body_size=None) -> a started
+    TLSBackend, stopped after the test. Request it before `rproxy` so that the
+    proxy stops first."""
     started = []
 
-    def make(cert="backend", maxv=None):
-        b = TLSBackend(pki, cert, maxv)
+    def make(cert="backend", maxv=None, body_size=None):
+        b = TLSBackend(pki, cert, maxv, body_size)
         started.append(b)
         return b
 
