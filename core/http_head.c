@@ -158,7 +158,9 @@ rp_msg_reset(rp_msg_t *m)
     m->status = 0;
     m->error = NULL;
     m->body_bytes = 0;
-    m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = 0;
+    m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = m->tail_nl = 0;
+    m->ck_state = m->ck_digits = m->ck_pause = m->ck_on = 0;
+    m->ck_left = 0;
 }
 
 /* Appends head bytes, within the head budget (431 past it). */
@@ -216,9 +218,18 @@ msg_on_url(llhttp_t *p, const char *at, size_t n)
     return msg_start_line(m, at, n, 414, "request line too long");
 }
 
+/* reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4): it is
+ * relayed to the client, so no control byte gets through. */
 static int
 msg_on_status(llhttp_t *p, const char *at, size_t n)
 {
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (((unsigned char) at[i] < 0x20 && at[i] != '\t') || at[i] == 0x7f) {
+            return msg_fail(msg_of(p), 502, "control byte in the reason phrase");
+        }
+    }
     return msg_start_line(msg_of(p), at, n, 502, "status line too long");
 }
 
@@ -293,6 +304,35 @@ msg_check_token(const char *s, size_t n)
     return 0;
 }
 
+/* Do only blanks stand between the last line end and at? Then the value
+ * starts on a continuation line: obs-fold after an empty first line, which
+ * llhttp 8 joins without a second value span ("Transfer-Encoding:" CRLF
+ * " chunked"). The look-back that reaches the feed's start goes on with
+ * what the feed before ended with (tail_nl, kept by rp_msg_feed). */
+static int
+msg_value_on_new_line(const rp_msg_t *m, const char *at)
+{
+    const char  *q = at;
+
+    while (q > m->feed_start && (q[-1] == ' ' || q[-1] == '\t')) {
+        q--;
+    }
+    return q > m->feed_start ? q[-1] == '\n' : m->tail_nl;
+}
+
+static void
+msg_note_tail(rp_msg_t *m, const char *p, size_t n)
+{
+    const char  *q = p + n;
+
+    while (q > p && (q[-1] == ' ' || q[-1] == '\t')) {
+        q--;
+    }
+    if (q > p) {
+        m->tail_nl = q[-1] == '\n';       /* all blanks: the state before stands */
+    }
+}
+
 static int
 msg_on_value(llhttp_t *p, const char *at, size_t n)
 {
@@ -303,6 +343,9 @@ msg_on_value(llhttp_t *p, const char *at, size_t n)
         /* RFC 9112 §5.1: no whitespace between name and colon; names are tokens */
         if (msg_check_token(m->buf + f->name, f->name_len) != 0) {
             return msg_fail(m, 400, "invalid header field name");
+        }
+        if (n > 0 && msg_value_on_new_line(m, at)) {
+            return msg_fail(m, 400, "obsolete line folding");
         }
         m->in_value = 1;
         m->len++;
@@ -482,6 +525,20 @@ msg_on_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* Will llhttp read a chunked body after this head? Not for a response
+ * without one (RFC 9112 §6.3: 1xx, 204, 304), whatever its fields say. */
+static int
+msg_has_chunked_body(const rp_msg_t *m)
+{
+    int  status = m->parser.status_code;
+
+    if (!(m->flags & RP_MSG_CHUNKED)) {
+        return 0;
+    }
+    return llhttp_get_type((llhttp_t *) &m->parser) == HTTP_REQUEST
+           || (status >= 200 && status != 204 && status != 304);
+}
+
 static int
 msg_on_headers_complete(llhttp_t *p)
 {
@@ -490,6 +547,17 @@ msg_on_headers_complete(llhttp_t *p)
 
     m->stage = RP_MSG_BODY;
     m->in_value = 1;                     /* a trailer field starts a new entry */
+    if (llhttp_get_type(p) == HTTP_RESPONSE && (p->status_code < 100 || p->status_code > 599)) {
+        /* status-code is 3DIGIT (RFC 9112 §4); llhttp 8 takes "0", "20" or
+         * "099", which would pass for an interim answer */
+        return msg_fail(m, 502, "invalid status code");
+    }
+    if (llhttp_get_type(p) == HTTP_REQUEST) {
+        /* rproxy does not switch protocols: Upgrade is dropped as hop-by-hop
+         * and the request is served as HTTP. llhttp would otherwise stop at
+         * its end (HPE_PAUSED_UPGRADE) and refuse the next request */
+        p->upgrade = 0;
+    }
     if (p->flags & F_CHUNKED) {
         m->flags |= RP_MSG_CHUNKED;
     }
@@ -500,7 +568,14 @@ msg_on_headers_complete(llhttp_t *p)
         }
         return HPE_USER;
     }
+    m->ck_on = rc != 1 && msg_has_chunked_body(m);
     if (rc == 2) {
+        return HPE_PAUSED;
+    }
+    if (m->ck_on) {
+        /* a chunked body is checked before llhttp reads it (msg_check_chunked):
+         * stop here so that rp_msg_feed() starts the check at its first byte */
+        m->ck_pause = 1;
         return HPE_PAUSED;
     }
     return rc;                           /* 0, or 1: the message has no body */
@@ -537,9 +612,12 @@ msg_on_message_complete(llhttp_t *p)
 }
 
 /* RFC 9112 §2.2 lets a recipient accept a bare LF as a line end; llhttp 8
- * does after the start line and as the empty line. A proxy must not: two
- * parsers disagreeing on where a head ends is how requests are smuggled. So
- * every head byte is checked here, up to the first empty line. */
+ * does after the start line and as the empty line, and takes a CR followed by
+ * any byte for the empty line's CRLF. A proxy must not: two parsers
+ * disagreeing on where a head ends is how requests are smuggled. So every
+ * head byte is checked here, up to the first empty line: each LF follows a CR,
+ * and each CR is followed by an LF (§2.2: a bare CR makes the element
+ * invalid). */
 static int
 msg_scan_head(rp_msg_t *m, const char *p, size_t n)
 {
@@ -552,6 +630,12 @@ msg_scan_head(rp_msg_t *m, const char *p, size_t n)
         nl = memchr(q, '\n', (size_t) (end - q));
         seg = nl ? nl : end;
         len = (size_t) (seg - q);
+        if (len > 0 && (m->scan_cr || memchr(q, '\r', len - 1) != NULL)) {
+            /* a CR that the previous feed ended with, or one inside the line */
+            m->status = 400;
+            m->error = "bare CR in the head";
+            return RP_ERROR;
+        }
         if (len > 0) {
             if (len > 1 || *q != '\r') {
                 m->scan_crlfs = 0;
@@ -576,26 +660,126 @@ msg_scan_head(rp_msg_t *m, const char *p, size_t n)
     return RP_OK;
 }
 
-ssize_t
-rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
-{
-    llhttp_errno_t  err;
+/* llhttp 8 skips the two bytes after a chunk's data without looking at them
+ * and, like in a head, takes a bare LF or a CR with any byte after it for the
+ * CRLF that ends the trailer section: "5\r\nhelloXX0\r\n\r\n" is a whole
+ * message to it, and what follows is the next request. A front end that
+ * reads the bytes as RFC 9112 §7.1 says sees something else, which is how a
+ * request is smuggled past it. So chunked framing is checked here first, byte
+ * for byte except the data, which is only counted. */
+enum {
+    CK_SIZE = 0,       /* chunk-size: hex digits                          */
+    CK_EXT,            /* after them: chunk extensions, up to CR          */
+    CK_SIZE_LF,        /* the LF of the chunk-size line                   */
+    CK_DATA,           /* ck_left data bytes                              */
+    CK_DATA_CR,        /* the CRLF after the data                         */
+    CK_DATA_LF,
+    CK_TRAILER_START,  /* a trailer field line or the final CRLF          */
+    CK_TRAILER,        /* a trailer field line, up to CR                  */
+    CK_TRAILER_LF,
+    CK_END_LF,         /* the final LF                                    */
+    CK_DONE
+};
 
-    if (llhttp_get_errno(&m->parser) == HPE_PAUSED) {
-        return 0;
+static int
+hex_value(unsigned char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int
+msg_chunk_fail(rp_msg_t *m, const char *why)
+{
+    m->status = llhttp_get_type(&m->parser) == HTTP_REQUEST ? 400 : 502;
+    m->error = why;
+    return -1;
+}
+
+/* Checks the chunked body bytes p[0..n) (state in m->ck_*). Returns how many
+ * of them belong to the message (n, or fewer once it ends), or -1. */
+static ssize_t
+msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
+{
+    size_t          i = 0, take;
+    unsigned char   c;
+    int             h;
+
+    while (i < n && m->ck_state != CK_DONE) {
+        if (m->ck_state == CK_DATA) {
+            take = n - i < m->ck_left ? n - i : (size_t) m->ck_left;
+            i += take;
+            m->ck_left -= take;
+            if (m->ck_left == 0) {
+                m->ck_state = CK_DATA_CR;
+            }
+            continue;
+        }
+        c = (unsigned char) p[i++];
+        switch (m->ck_state) {
+        case CK_SIZE:
+            if ((h = hex_value(c)) >= 0) {
+                if (m->ck_left > (UINT64_MAX >> 4)) {
+                    return msg_chunk_fail(m, "chunk size too big");
+                }
+                m->ck_left = (m->ck_left << 4) | (uint64_t) h;
+                m->ck_digits = 1;
+            } else if (m->ck_digits && (c == ';' || c == ' ' || c == '\t')) {
+                m->ck_state = CK_EXT;
+            } else if (m->ck_digits && c == '\r') {
+                m->ck_state = CK_SIZE_LF;
+            } else {
+                return msg_chunk_fail(m, "invalid chunk size");
+            }
+            break;
+        case CK_EXT:
+            if (c == '\r') {
+                m->ck_state = CK_SIZE_LF;
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                return msg_chunk_fail(m, "invalid chunk extension");
+            }
+            break;
+        case CK_SIZE_LF:
+            if (c != '\n') {
+                return msg_chunk_fail(m, "bare CR in a chunk-size line");
+            }
+            m->ck_state = m->ck_left == 0 ? CK_TRAILER_START : CK_DATA;
+            m->ck_digits = 0;
+            break;
+        case CK_DATA_CR:
+        case CK_DATA_LF:
+            if (c != (m->ck_state == CK_DATA_CR ? '\r' : '\n')) {
+                return msg_chunk_fail(m, "no CRLF after chunk data");
+            }
+            m->ck_state = m->ck_state == CK_DATA_CR ? CK_DATA_LF : CK_SIZE;
+            break;
+        case CK_TRAILER_START:
+        case CK_TRAILER:
+            if (c == '\n') {
+                return msg_chunk_fail(m, "bare LF in the trailer section");
+            }
+            if (c == '\r') {
+                m->ck_state = m->ck_state == CK_TRAILER_START ? CK_END_LF : CK_TRAILER_LF;
+            } else {
+                m->ck_state = CK_TRAILER;
+            }
+            break;
+        case CK_TRAILER_LF:
+        case CK_END_LF:
+            if (c != '\n') {
+                return msg_chunk_fail(m, "bare CR in the trailer section");
+            }
+            m->ck_state = m->ck_state == CK_END_LF ? CK_DONE : CK_TRAILER_START;
+            break;
+        }
     }
-    if (m->stage == RP_MSG_HEAD && !m->scan_done && msg_scan_head(m, p, n) != RP_OK) {
-        return -1;
-    }
-    m->feed_start = p;
-    m->feed_end = p + n;
-    err = llhttp_execute(&m->parser, p, n);
-    if (err == HPE_OK) {
-        return (ssize_t) n;
-    }
-    if (err == HPE_PAUSED) {
-        return llhttp_get_error_pos(&m->parser) - p;
-    }
+    return (ssize_t) i;
+}
+
+static ssize_t
+msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
+{
     if (m->status == 0) {
         m->status = llhttp_get_type(&m->parser) == HTTP_REQUEST ? 400 : 502;
     }
@@ -606,6 +790,57 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
         m->error = llhttp_errno_name(err);
     }
     return -1;
+}
+
+ssize_t
+rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
+{
+    llhttp_errno_t  err;
+    size_t          done = 0, len, used;
+    ssize_t         k;
+    int             checked;
+
+    if (llhttp_get_errno(&m->parser) == HPE_PAUSED) {
+        return 0;
+    }
+    if (m->stage == RP_MSG_HEAD && !m->scan_done && msg_scan_head(m, p, n) != RP_OK) {
+        return -1;
+    }
+    for (;;) {
+        len = n - done;
+        checked = m->stage == RP_MSG_BODY && m->ck_on;
+        if (checked) {
+            if ((k = msg_check_chunked(m, p + done, len)) < 0) {
+                return -1;
+            }
+            len = (size_t) k;              /* llhttp gets no byte past the framing's end */
+        }
+        m->feed_start = p + done;
+        m->feed_end = p + done + len;
+        err = llhttp_execute(&m->parser, p + done, len);
+        if (err == HPE_OK) {
+            if (checked && m->ck_state == CK_DONE) {
+                return msg_chunk_fail(m, "chunked framing not understood alike");
+            }
+            msg_note_tail(m, p + done, len);
+            return (ssize_t) (done + len);
+        }
+        if (err != HPE_PAUSED) {
+            return msg_feed_failed(m, err);
+        }
+        used = (size_t) (llhttp_get_error_pos(&m->parser) - (p + done));
+        if (m->ck_pause) {
+            m->ck_pause = 0;               /* the head ended: check the body from here */
+            llhttp_resume(&m->parser);
+            done += used;
+            continue;
+        }
+        if (checked && m->stage == RP_MSG_DONE
+            && (m->ck_state != CK_DONE || used != len)) {
+            return msg_chunk_fail(m, "chunked framing not understood alike");
+        }
+        return (ssize_t) (done + used);
+    }
 }
 
 void
@@ -742,6 +977,62 @@ host_is_valid(const char *h, size_t n)
     return 1;
 }
 
+/* RFC 9112 §6.1: the codings of all Transfer-Encoding fields, in order, must
+ * be exactly "chunked" here: rproxy decodes chunked and frames the body anew,
+ * so any other coding would reach the backend undeclared (a server SHOULD
+ * answer a coding it does not understand with 501). Returns 0, 400 (no coding
+ * at all: the body's framing is unknown) or 501. */
+static int
+msg_check_transfer_codings(const rp_msg_t *m)
+{
+    const char  *v, *end, *s;
+    size_t       n;
+    uint32_t     i, codings = 0;
+
+    for (i = 0; i < m->nfields; i++) {
+        if (m->fields[i].name_len == 0 || m->fields[i].kind != RP_F_TRANSFER_ENCODING) {
+            continue;
+        }
+        v = m->buf + m->fields[i].value;
+        end = v + m->fields[i].value_len;
+        while ((s = list_next_token(&v, end, &n)) != NULL) {
+            if (codings++ > 0 || !token_is(s, n, "chunked", 7)) {
+                return 501;
+            }
+        }
+    }
+    return codings == 0 ? 400 : 0;
+}
+
+/* The request-target's bytes (RFC 9112 §3.2, RFC 3986): visible ASCII only.
+ * llhttp 8 lets HTAB, FF and bytes >= 0x80 through, and a backend that splits
+ * the request line at whitespace would read another target and version. */
+static int
+target_is_valid(const char *t, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if ((unsigned char) t[i] <= 0x20 || (unsigned char) t[i] >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The authority of an absolute-form target (it replaces Host towards the
+ * backend): a valid host, no userinfo (RFC 9110 §4.2.4). */
+static int
+absolute_authority_is_valid(const char *t, size_t n)
+{
+    const char  *a = memchr(t, ':', n) + 3, *end = t + n, *e = a;
+
+    while (e < end && *e != '/' && *e != '?' && *e != '#') {
+        e++;
+    }
+    return e > a && memchr(a, '@', (size_t) (e - a)) == NULL && host_is_valid(a, (size_t) (e - a));
+}
+
 int
 rp_msg_check_request(rp_msg_t *m)
 {
@@ -759,9 +1050,10 @@ rp_msg_check_request(rp_msg_t *m)
         m->error = "CONNECT is not supported";
         return RP_ERROR;
     }
-    if (m->target_len == 0
+    if (m->target_len == 0 || !target_is_valid(t, m->target_len)
         || !(t[0] == '/' || (m->target_len == 1 && t[0] == '*' && p->method == HTTP_OPTIONS)
-             || strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+             || ((strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)
+                 && absolute_authority_is_valid(t, m->target_len)))) {
         m->status = 400;
         m->error = "invalid request target";
         return RP_ERROR;
@@ -783,6 +1075,11 @@ rp_msg_check_request(rp_msg_t *m)
         /* RFC 9112 §6.1: a 1.0 message with Transfer-Encoding is faulty framing */
         m->status = 400;
         m->error = "Transfer-Encoding in an HTTP/1.0 request";
+        return RP_ERROR;
+    }
+    if ((m->flags & RP_MSG_HAS_TE) && (m->status = msg_check_transfer_codings(m)) != 0) {
+        m->error = m->status == 501 ? "transfer coding not implemented"
+                                    : "empty Transfer-Encoding";
         return RP_ERROR;
     }
     return RP_OK;
@@ -839,9 +1136,11 @@ rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
         const rp_hdr_t  *f = &m->fields[i];
         const char      *name = m->buf + f->name;
 
+        /* Connection may not take Host away: rproxy routed on it, and an
+         * HTTP/1.1 request without one is not one (RFC 9112 §3.2) */
         if (f->name_len == 0 || kind_is_hop_by_hop(f->kind) || (skip_kinds & (1u << f->kind))
             || rp_names_has(skip, name, f->name_len)
-            || (conn_lists && msg_conn_lists(m, name, f->name_len))) {
+            || (conn_lists && f->kind != RP_F_HOST && msg_conn_lists(m, name, f->name_len))) {
             continue;
         }
         rp_headbuf_add_field(b, name, f->name_len, m->buf + f->value, f->value_len);

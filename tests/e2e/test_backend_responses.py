@@ -200,3 +200,56 @@ def test_big_response_header(backend, rproxy):
     assert r.rc == 0 and r.status in (200, 502), r
     if r.status == 200:
         assert r.body == b"ok" and r.header("X-Big") == "b" * 20000
+
+
+def _junk_after_chunk_data(conn, q):
+    """Chunked framing llhttp 8 accepts (two bytes skipped unchecked after the chunk
+    data), then a whole second response the backend should never have sent."""
+    conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+    return True
+
+
+def test_junk_after_chunk_data_is_not_a_response(backend, rproxy):
+    """The bytes after such a body must not become the answer to the next request on
+    that backend connection (one connection, so the next request takes it)."""
+    be = backend(handler=_junk_after_chunk_data)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1, retry = 0.2"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/first"))
+    r = c.read_response(timeout=10)
+    assert r is None or not r.complete or r.status == 502, "relayed as complete: %r" % r
+    c.close()
+    be.handler = lambda conn, q: conn.echo(q)
+    c = RawClient(p.port)
+    c.send(req("GET", "/second"))
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert b"EVIL" not in r.body and b'"/second"' in r.body, r.body
+
+
+BAD_STATUS_LINES = [
+    ("two_digit_status", b"HTTP/1.1 20 1 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("status_099", b"HTTP/1.1 099 Weird\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("status_0", b"HTTP/1.1 0 Zero\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("control_bytes_in_reason", b"HTTP/1.1 200 O\x0e\x7fK\r\nContent-Length: 2\r\n\r\nok"),
+]
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in BAD_STATUS_LINES],
+                         ids=[c[0] for c in BAD_STATUS_LINES])
+def test_invalid_status_line_is_502(backend, rproxy, raw):
+    """A status code is three digits (llhttp 8 takes one or two, which would pass
+    for an interim answer), and a reason phrase has no control bytes: 502, and
+    nothing of that line reaches the client."""
+    def h(conn, q):
+        conn.send(raw)
+        return False
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/s"))
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 502, r

@@ -2,6 +2,7 @@
 backend receives nothing (its byte count stays 0). Then request smuggling: what
 the backend parses must be exactly what the proxy parsed."""
 
+import socket
 import time
 
 import pytest
@@ -34,6 +35,32 @@ HEAD_CASES = [
     ("bare_lf_in_head", b"GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", (400,)),
     ("nul_in_header", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", (400,)),
     ("obs_fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n", (400,)),
+    # a fold after an empty first line: llhttp 8 joins it silently
+    ("obs_fold_after_empty_value",
+     b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+     b"5\r\nhello\r\n0\r\n\r\n", (400,)),
+    ("obs_fold_host_after_empty_value", b"GET / HTTP/1.1\r\nHost:\r\n x\r\n\r\n", (400,)),
+    # a CR not followed by LF: llhttp 8 takes CR + any byte for the empty line
+    ("bare_cr_as_empty_line", b"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n", (400,)),
+    ("bare_cr_then_request", b"GET /f HTTP/1.1\r\nHost: x\r\n\rX"
+                             b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("bare_cr_in_field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", (400,)),
+    # transfer codings: only chunked is understood (others would pass undeclared)
+    ("te_gzip_chunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n", (501,)),
+    ("te_gzip_then_chunked_fields", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+     (501,)),
+    ("te_empty_value", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n"
+                       b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    # request-target bytes llhttp 8 lets through
+    ("htab_in_target", b"GET /public\tHTTP/1.0\t/admin HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("ff_in_target", b"GET /a\x0cb HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("high_bytes_in_target", b"GET /a\xff\x80b HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    # an absolute-form authority replaces Host: it is checked like Host
+    ("absolute_form_userinfo", b"GET http://a@b/x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("absolute_form_empty_host", b"GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("absolute_form_open_ipv6", b"GET http://[::1/x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("space_before_colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", (400,)),
     ("bad_method_token", b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", (400, 501)),
     ("bad_version", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", (400, 505)),
@@ -86,6 +113,89 @@ def test_bad_chunk_size_rejected(setup):
     rejected(p, data, (400,))
     time.sleep(0.2)
     assert be.requests == [], "backend got a complete request: %r" % be.requests
+
+
+# Chunked framing that llhttp 8 accepts although RFC 9112 §7.1 does not: the two
+# bytes after a chunk's data are skipped unchecked, and the trailer section may end
+# with a bare LF or a CR and any byte. The bytes after it would be a second request.
+BAD_CHUNKED = [
+    ("junk_after_chunk_data", b"5\r\nhelloXX0\r\n\r\n"),
+    ("bare_lf_ends_trailers", b"5\r\nhello\r\n0\r\n\n"),
+    ("bare_lf_after_trailer_field", b"5\r\nhello\r\n0\r\nX-T: 1\r\n\n"),
+    ("cr_and_junk_end_trailers", b"5\r\nhello\r\n0\r\n\rX"),
+    ("bare_cr_in_trailer_field", b"5\r\nhello\r\n0\r\nX-T: 1\rX\r\n\r\n"),
+    ("bare_lf_after_chunk_size", b"5\nhello\r\n0\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize("body", [c[1] for c in BAD_CHUNKED], ids=[c[0] for c in BAD_CHUNKED])
+def test_bad_chunked_framing_rejected(setup, body):
+    be, p = setup
+    data = (b"POST /front HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + body + b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    rejected(p, data, (400,))
+    time.sleep(0.3)
+    assert be.requests == [], "backend got a complete request: %r" % be.requests
+    assert all(h.path != "/smuggled" for h in be.heads)
+
+
+def test_chunked_extensions_and_trailers_pass_byte_by_byte(setup):
+    """The strict check keeps what is valid, whatever the reads look like: a chunk
+    extension and a trailer field, sent one byte per segment."""
+    be, p = setup
+    data = (b"POST /ck HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;name=val\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n")
+    c = RawClient(p.port)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+        time.sleep(0.002)
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.requests[-1].body == b"hello0123456789"
+
+
+def test_connection_cannot_drop_host(setup):
+    """Host is what the request was routed on: "Connection: host" does not remove
+    it towards the backend (other listed fields do go)."""
+    be, p = setup
+    c = RawClient(p.port)
+    c.send(b"GET /c HTTP/1.1\r\nHost: x\r\nX-Drop: 1\r\nConnection: host, x-drop\r\n\r\n")
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    q = be.requests[-1]
+    assert q.header_all("Host") == ["x"], q.headers
+    assert q.header_all("X-Drop") == [], q.headers
+
+
+def test_upgrade_request_served_and_connection_goes_on(setup):
+    """rproxy does not switch protocols: an Upgrade request is served as HTTP (the
+    field dropped as hop-by-hop), and the connection serves the next requests,
+    pipelined or not (llhttp stopped after it and refused them with 400)."""
+    be, p = setup
+    up = b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    c = RawClient(p.port)
+    c.send(up + b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+    for path in ("/up", "/second"):
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200, (path, r)
+    c.send(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert [q.path for q in be.requests] == ["/up", "/second", "/third"]
+    assert be.requests[0].header_all("Upgrade") == []
+
+
+def test_absolute_form_target_still_served(setup):
+    be, p = setup
+    c = RawClient(p.port)
+    c.send(b"GET http://x:8080/abs?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
 
 
 def test_good_request_after_rejections_still_served(setup):

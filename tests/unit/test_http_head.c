@@ -488,6 +488,52 @@ test_bare_lf_empty_line(void **state)
     expect_req_error(S("GET / HTTP/1.1\r\nHost: a\r\n\n"), 400);
 }
 
+/* llhttp 8 takes a CR followed by any byte for a line's CRLF, and joins a
+ * fold after an empty first line without a second value span: both are ours
+ * to refuse (http_head.c, msg_scan_head and msg_value_on_new_line). */
+static void
+test_bare_cr_and_fold_after_empty_value(void **state)
+{
+    (void) state;
+    expect_req_error(S("GET / HTTP/1.1\r\nHost: a\r\n\r\r\n"), 400);
+    expect_req_error(S("GET / HTTP/1.1\r\nHost: a\r\n\rXGET /s HTTP/1.1\r\nHost: a\r\n\r\n"),
+                     400);
+    expect_req_error(S("GET / HTTP/1.1\rX\nHost: a\r\n\r\n"), 400);
+    expect_req_error(S("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), 400);
+    expect_req_error(S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+                       "0\r\n\r\n"), 400);
+    expect_req_error(S("GET / HTTP/1.1\r\nHost:\r\n\ta\r\n\r\n"), 400);
+}
+
+/* RFC 9112 §7.1 framing that llhttp 8 lets through (it skips the two bytes
+ * after chunk data, and ends trailers at a bare LF or at CR + any byte). */
+static void
+test_chunked_framing_strict(void **state)
+{
+    static const char *const  bodies[] = {
+        "5\r\nhelloXX0\r\n\r\n",
+        "5\r\nhello\r0\r\n\r\n",
+        "5\r\nhello\r\n0\r\n\n",
+        "5\r\nhello\r\n0\r\nX-T: 1\r\n\n",
+        "5\r\nhello\r\n0\r\n\rX",
+        "5\r\nhello\r\n0\r\nX-T: 1\rX\r\n\r\n",
+        "5\r\nhello\r\n0\rX\r\n",
+        "5\x01\r\nhello\r\n0\r\n\r\n",
+        ";x\r\nhello\r\n0\r\n\r\n",
+        "10000000000000000\r\n",
+    };
+    char    buf[256];
+    size_t  i;
+    int     n;
+
+    (void) state;
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        n = snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n%s", bodies[i]);
+        expect_req_error(buf, (size_t) n, 400);
+    }
+}
+
 static void
 test_nul_in_value(void **state)
 {
@@ -1096,6 +1142,8 @@ main(void)
         cmocka_unit_test(test_bare_lf_in_fields),
         cmocka_unit_test(test_bare_lf_after_start_line),
         cmocka_unit_test(test_bare_lf_empty_line),
+        cmocka_unit_test(test_bare_cr_and_fold_after_empty_value),
+        cmocka_unit_test(test_chunked_framing_strict),
         cmocka_unit_test(test_nul_in_value),
         cmocka_unit_test(test_max_line),
         cmocka_unit_test(test_max_fields),
