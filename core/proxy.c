@@ -520,6 +520,10 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
         evbuffer_add(out, p, n);
     }
     rp_flush_queue(&c->uc->flush);
+    /* a backend answers once the request is whole: while its body is still
+     * coming, the backend's silence counts from the last body bytes, not
+     * from the head (an upload longer than read_timeout got a 504) */
+    c->uc->read_at = rp_now();
     if (evbuffer_get_length(out) > c->uc->b->conf->high_watermark
         && !(c->flags & RP_REQ_BLOCKED)) {
         /* back-pressure: stop reading the client until the backend drains */

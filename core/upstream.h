@@ -44,7 +44,8 @@ struct rp_upstream_conn_s {
     struct event               *retry;      /* owned: reconnect timer                 */
     struct event               *deadline;   /* owned: response inactivity deadline
                                                while ACTIVE and reading               */
-    double                      read_at;    /* when response bytes last came (rp_now) */
+    double                      read_at;    /* when response bytes last came, or request
+                                               body bytes last went (rp_now)          */
     double                      deadline_at; /* when *deadline fires; 0: not pending  */
     int                         reading;    /* the response deadline runs (ACTIVE, reads
                                                not paused by back-pressure)           */

@@ -75,6 +75,25 @@ def test_slow_steady_upload_is_not_cut(backend, rproxy):
     assert be.requests[-1].body_len == len(piece) * PIECES
 
 
+def test_upload_longer_than_backend_read_timeout_is_not_cut(backend, rproxy):
+    """The backend's read_timeout measures its silence while a response is due;
+    while the request body is still on its way, none is due yet: a steady upload
+    that lasts longer than that timeout is answered (it got 504)."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 3",
+                         backend="read_timeout = 1"))
+    c = RawClient(p.port)
+    piece = b"u" * 100
+    c.send(req("POST", "/slow", headers=[("Content-Length", str(len(piece) * PIECES))]))
+    for _ in range(PIECES):
+        time.sleep(GAP)
+        c.send(piece)
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.requests[-1].body_len == len(piece) * PIECES
+
+
 def think_then_echo(conn, q):
     """Answers after GAP * 5 seconds: longer than the client's read_timeout."""
     time.sleep(GAP * 5)
