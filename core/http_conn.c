@@ -848,8 +848,13 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     } else if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)
                && (c->flags & RP_REQ_DONE) && c->state == RP_CONN_PROXY) {
         /* the client sent its whole request and shut its write side: a
-         * half-close. The answer still goes out; the connection ends after. */
-        c->flags &= ~RP_REQ_KEEPALIVE;
+         * half-close. The answer still goes out. With nothing more buffered
+         * the connection ends after it; requests pipelined before the EOF
+         * are answered first, and the EOF comes again once reads resume on
+         * an empty input (the idle branch above closes then). */
+        if (evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+            c->flags &= ~RP_REQ_KEEPALIVE;
+        }
     } else {
         rp_http_conn_abort(c, (what & BEV_EVENT_TIMEOUT) ? "client timed out"
                               : (what & BEV_EVENT_EOF) ? "client closed the connection"
@@ -933,6 +938,22 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
 
     if (c->closed || c->state == RP_CONN_CLOSING) {
         return;
+    }
+    if ((c->flags & RP_REQ_HEAD_SENT) && c->bytes_out > 0 && before == c->bytes_out) {
+        /* the answer went no further than the output (a backend head and a
+         * broken body in one read): every byte there is this answer's, none
+         * reached the client, so it can still be told the error */
+        if (c->ssl == NULL) {
+            /* a socket bufferevent keeps its output's start frozen (flush.c) */
+            evbuffer_unfreeze(out, 1);
+            evbuffer_drain(out, before);
+            evbuffer_freeze(out, 1);
+        } else {
+            evbuffer_drain(out, before);
+        }
+        before = 0;
+        c->bytes_out = 0;
+        c->flags &= ~(RP_REQ_HEAD_SENT | RP_RESP_CHUNKED | RP_RESP_TO_CLOSE | RP_RESP_BLOCKED);
     }
     if (c->flags & RP_REQ_HEAD_SENT) {
         rp_http_conn_abort(c, why);

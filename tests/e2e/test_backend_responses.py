@@ -253,3 +253,24 @@ def test_invalid_status_line_is_502(backend, rproxy, raw):
     r = c.read_response(timeout=10)
     c.close()
     assert r is not None and r.status == 502, r
+
+
+def test_broken_chunking_in_the_first_read_is_502(backend, rproxy):
+    """Head and broken chunking in one segment: nothing of the answer has reached the
+    client when the break shows, so it gets a 502 (it got a bare close), and its
+    connection goes on."""
+    def h(conn, q):
+        if q.path == "/after":
+            return conn.echo(q)
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n")
+        return False
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}, backend="retry = 0.2"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/broken"))
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 502, r
+    c.send(req("GET", "/after"))
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r

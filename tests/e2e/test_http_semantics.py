@@ -165,3 +165,23 @@ def test_repeated_and_empty_fields_kept(backend, rproxy):
     assert got.header_all("X-Empty") == [""], got.head
     cookies = "; ".join(got.header_all("Cookie"))
     assert "a=1" in cookies and "b=2" in cookies, got.head
+
+
+def test_pipelined_requests_then_half_close_all_answered(backend, rproxy):
+    """A client that sends several requests and shuts its write side (`nc -N`, a
+    script) gets every answer, the last one with Connection: close, then the close.
+    Only the first was answered: the EOF made it the connection's last."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(b"".join(req("GET", "/p%d" % i) for i in range(3)))
+    c.sock.shutdown(socket.SHUT_WR)
+    got = []
+    for i in range(3):
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200, (i, r)
+        got.append(r)
+    assert c.wait_closed(5), "connection left open after the last answer"
+    c.close()
+    assert [q.path for q in be.requests] == ["/p0", "/p1", "/p2"]
+    assert "close" in (got[-1].header("connection") or "").lower(), got[-1].headers
