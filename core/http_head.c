@@ -158,7 +158,7 @@ rp_msg_reset(rp_msg_t *m)
     m->status = 0;
     m->error = NULL;
     m->body_bytes = 0;
-    m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = m->tail_nl = 0;
+    m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = m->scan_bol = 0;
     m->ck_state = m->ck_digits = m->ck_pause = m->ck_on = 0;
     m->ck_left = 0;
 }
@@ -304,35 +304,6 @@ msg_check_token(const char *s, size_t n)
     return 0;
 }
 
-/* Do only blanks stand between the last line end and at? Then the value
- * starts on a continuation line: obs-fold after an empty first line, which
- * llhttp 8 joins without a second value span ("Transfer-Encoding:" CRLF
- * " chunked"). The look-back that reaches the feed's start goes on with
- * what the feed before ended with (tail_nl, kept by rp_msg_feed). */
-static int
-msg_value_on_new_line(const rp_msg_t *m, const char *at)
-{
-    const char  *q = at;
-
-    while (q > m->feed_start && (q[-1] == ' ' || q[-1] == '\t')) {
-        q--;
-    }
-    return q > m->feed_start ? q[-1] == '\n' : m->tail_nl;
-}
-
-static void
-msg_note_tail(rp_msg_t *m, const char *p, size_t n)
-{
-    const char  *q = p + n;
-
-    while (q > p && (q[-1] == ' ' || q[-1] == '\t')) {
-        q--;
-    }
-    if (q > p) {
-        m->tail_nl = q[-1] == '\n';       /* all blanks: the state before stands */
-    }
-}
-
 static int
 msg_on_value(llhttp_t *p, const char *at, size_t n)
 {
@@ -343,9 +314,6 @@ msg_on_value(llhttp_t *p, const char *at, size_t n)
         /* RFC 9112 §5.1: no whitespace between name and colon; names are tokens */
         if (msg_check_token(m->buf + f->name, f->name_len) != 0) {
             return msg_fail(m, 400, "invalid header field name");
-        }
-        if (n > 0 && msg_value_on_new_line(m, at)) {
-            return msg_fail(m, 400, "obsolete line folding");
         }
         m->in_value = 1;
         m->len++;
@@ -535,7 +503,7 @@ msg_has_chunked_body(const rp_msg_t *m)
     if (!(m->flags & RP_MSG_CHUNKED)) {
         return 0;
     }
-    return llhttp_get_type((llhttp_t *) &m->parser) == HTTP_REQUEST
+    return m->parser.type == HTTP_REQUEST
            || (status >= 200 && status != 204 && status != 304);
 }
 
@@ -547,12 +515,12 @@ msg_on_headers_complete(llhttp_t *p)
 
     m->stage = RP_MSG_BODY;
     m->in_value = 1;                     /* a trailer field starts a new entry */
-    if (llhttp_get_type(p) == HTTP_RESPONSE && (p->status_code < 100 || p->status_code > 599)) {
+    if (p->type == HTTP_RESPONSE && (p->status_code < 100 || p->status_code > 599)) {
         /* status-code is 3DIGIT (RFC 9112 §4); llhttp 8 takes "0", "20" or
          * "099", which would pass for an interim answer */
         return msg_fail(m, 502, "invalid status code");
     }
-    if (llhttp_get_type(p) == HTTP_REQUEST) {
+    if (p->type == HTTP_REQUEST) {
         /* rproxy does not switch protocols: Upgrade is dropped as hop-by-hop
          * and the request is served as HTTP. llhttp would otherwise stop at
          * its end (HPE_PAUSED_UPGRADE) and refuse the next request */
@@ -611,32 +579,45 @@ msg_on_message_complete(llhttp_t *p)
     return rc == 1 ? 0 : HPE_PAUSED;
 }
 
+static int
+msg_scan_fail(rp_msg_t *m, const char *why)
+{
+    m->status = 400;
+    m->error = why;
+    return RP_ERROR;
+}
+
 /* RFC 9112 §2.2 lets a recipient accept a bare LF as a line end; llhttp 8
  * does after the start line and as the empty line, and takes a CR followed by
  * any byte for the empty line's CRLF. A proxy must not: two parsers
  * disagreeing on where a head ends is how requests are smuggled. So every
- * head byte is checked here, up to the first empty line: each LF follows a CR,
- * and each CR is followed by an LF (§2.2: a bare CR makes the element
- * invalid). */
+ * head line is checked here, up to the first empty line: it ends in CRLF, it
+ * does not start with a CR that no LF follows (a CR inside a line llhttp
+ * refuses itself), and no line after the start line starts with a blank
+ * (obs-fold, §5.2, which llhttp 8 joins silently when the folded value's
+ * first line is empty). One memchr a line; the state carries over the feed's
+ * end: the last byte was a CR, a line just began, CRLFs in a row, a start
+ * line seen. */
 static int
 msg_scan_head(rp_msg_t *m, const char *p, size_t n)
 {
     const char  *end = p + n, *q = p, *nl, *seg;
     size_t       len;
 
-    /* line by line (memchr), carrying over the feed boundary: whether the
-     * last byte was CR, how many CRLFs in a row, whether a line had text */
     while (q < end && !m->scan_done) {
+        if (m->scan_bol && m->scan_started && (*q == ' ' || *q == '\t')) {
+            return msg_scan_fail(m, "obsolete line folding");
+        }
+        m->scan_bol = 0;
         nl = memchr(q, '\n', (size_t) (end - q));
         seg = nl ? nl : end;
         len = (size_t) (seg - q);
-        if (len > 0 && (m->scan_cr || memchr(q, '\r', len - 1) != NULL)) {
-            /* a CR that the previous feed ended with, or one inside the line */
-            m->status = 400;
-            m->error = "bare CR in the head";
-            return RP_ERROR;
-        }
         if (len > 0) {
+            if (m->scan_cr || (*q == '\r' && len > 1)) {
+                /* a CR the previous feed ended with, or one starting the
+                 * line (the empty line's), and then not an LF */
+                return msg_scan_fail(m, "bare CR in the head");
+            }
             if (len > 1 || *q != '\r') {
                 m->scan_crlfs = 0;
                 m->scan_started = 1;
@@ -647,11 +628,10 @@ msg_scan_head(rp_msg_t *m, const char *p, size_t n)
             break;
         }
         if (!m->scan_cr) {
-            m->status = 400;
-            m->error = "bare LF in the head";
-            return RP_ERROR;
+            return msg_scan_fail(m, "bare LF in the head");
         }
         m->scan_cr = 0;
+        m->scan_bol = 1;
         if (m->scan_started && ++m->scan_crlfs == 2) {
             m->scan_done = 1;
         }
@@ -759,6 +739,9 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
             if (c == '\n') {
                 return msg_chunk_fail(m, "bare LF in the trailer section");
             }
+            if (m->ck_state == CK_TRAILER_START && (c == ' ' || c == '\t')) {
+                return msg_chunk_fail(m, "obsolete line folding in the trailers");
+            }
             if (c == '\r') {
                 m->ck_state = m->ck_state == CK_TRAILER_START ? CK_END_LF : CK_TRAILER_LF;
             } else {
@@ -822,8 +805,7 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
             if (checked && m->ck_state == CK_DONE) {
                 return msg_chunk_fail(m, "chunked framing not understood alike");
             }
-            msg_note_tail(m, p + done, len);
-            return (ssize_t) (done + len);
+                return (ssize_t) (done + len);
         }
         if (err != HPE_PAUSED) {
             return msg_feed_failed(m, err);

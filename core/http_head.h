@@ -133,8 +133,7 @@ struct rp_msg_s {
     uint8_t                  scan_started;  /* head scan: a start-line byte was seen  */
     uint8_t                  scan_crlfs;    /* head scan: CRLFs in a row              */
     uint8_t                  scan_done;     /* head scan: the empty line was seen     */
-    uint8_t                  tail_nl;       /* the bytes fed so far end in an LF and
-                                               maybe blanks (a fold's start)          */
+    uint8_t                  scan_bol;      /* head scan: a line just began           */
     uint8_t                  ck_state;      /* chunked framing check (http_head.c)    */
     uint8_t                  ck_digits;     /* ... hex digits of this chunk-size      */
     uint8_t                  ck_on;         /* the body is chunked: it is checked     */
