@@ -163,18 +163,25 @@ rp_flusher_cleanup(rp_flusher_t *f)
     event_free(f->ev);
 }
 
+static void
+flush_init(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_socket_t fd,
+           int tls)
+{
+    s->bev = bev;
+    s->fd = fd;
+    s->f = f;
+    s->queued = 0;
+    s->want_drain = 0;
+    s->tls = tls;
+}
+
 void
 rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
 {
     if (f->ev == NULL) {
         return;                            /* no flusher (unit tests): libevent writes */
     }
-    s->bev = bev;
-    s->fd = bufferevent_getfd(bev);
-    s->f = f;
-    s->queued = 0;
-    s->want_drain = 0;
-    s->tls = 0;
+    flush_init(f, s, bev, bufferevent_getfd(bev), 0);
     bufferevent_disable(bev, EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         bufferevent_enable(bev, EV_WRITE);
@@ -187,12 +194,7 @@ rp_flush_attach_tls(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
     if (f->ev == NULL) {
         return;                            /* no flusher (unit tests): libevent writes */
     }
-    s->bev = bev;
-    s->fd = bufferevent_getfd(bev);
-    s->f = f;
-    s->queued = 0;
-    s->want_drain = 0;
-    s->tls = 1;
+    flush_init(f, s, bev, bufferevent_getfd(bev), 1);
 }
 
 void
@@ -203,12 +205,7 @@ rp_flush_bind(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_so
         bufferevent_enable(bev, EV_WRITE);
         return;
     }
-    s->bev = bev;
-    s->fd = fd;
-    s->f = f;
-    s->queued = 0;
-    s->want_drain = 0;
-    s->tls = 0;
+    flush_init(f, s, bev, fd, 0);
 }
 
 void

@@ -156,15 +156,20 @@ def test_chunked_extensions_and_trailers_pass_byte_by_byte(setup):
     assert be.requests[-1].body == b"hello0123456789"
 
 
+def served(p, data):
+    """data on a new connection gets a 200."""
+    c = RawClient(p.port)
+    c.send(data)
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+
+
 def test_connection_cannot_drop_host(setup):
     """Host is what the request was routed on: "Connection: host" does not remove
     it towards the backend (other listed fields do go)."""
     be, p = setup
-    c = RawClient(p.port)
-    c.send(b"GET /c HTTP/1.1\r\nHost: x\r\nX-Drop: 1\r\nConnection: host, x-drop\r\n\r\n")
-    r = c.read_response(timeout=10)
-    c.close()
-    assert r is not None and r.status == 200, r
+    served(p, b"GET /c HTTP/1.1\r\nHost: x\r\nX-Drop: 1\r\nConnection: host, x-drop\r\n\r\n")
     q = be.requests[-1]
     assert q.header_all("Host") == ["x"], q.headers
     assert q.header_all("X-Drop") == [], q.headers
@@ -191,11 +196,7 @@ def test_upgrade_request_served_and_connection_goes_on(setup):
 
 def test_absolute_form_target_still_served(setup):
     be, p = setup
-    c = RawClient(p.port)
-    c.send(b"GET http://x:8080/abs?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_response(timeout=10)
-    c.close()
-    assert r is not None and r.status == 200, r
+    served(p, b"GET http://x:8080/abs?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
 
 
 def test_good_request_after_rejections_still_served(setup):

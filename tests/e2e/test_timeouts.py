@@ -60,9 +60,9 @@ def test_backend_silent_mid_body_is_cut_at_read_timeout(backend, rproxy):
     assert be.wait_requests(1)
 
 
-def test_slow_steady_upload_is_not_cut(backend, rproxy):
-    be = backend()
-    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1"))
+def steady_upload(be, p):
+    """POSTs PIECES pieces GAP seconds apart; the answer must be 200 with the
+    whole body at the backend."""
     c = RawClient(p.port)
     piece = b"u" * 100
     c.send(req("POST", "/slow", headers=[("Content-Length", str(len(piece) * PIECES))]))
@@ -73,6 +73,11 @@ def test_slow_steady_upload_is_not_cut(backend, rproxy):
     c.close()
     assert r is not None and r.status == 200, r
     assert be.requests[-1].body_len == len(piece) * PIECES
+
+
+def test_slow_steady_upload_is_not_cut(backend, rproxy):
+    be = backend()
+    steady_upload(be, rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 1")))
 
 
 def test_upload_longer_than_backend_read_timeout_is_not_cut(backend, rproxy):
@@ -80,18 +85,8 @@ def test_upload_longer_than_backend_read_timeout_is_not_cut(backend, rproxy):
     while the request body is still on its way, none is due yet: a steady upload
     that lasts longer than that timeout is answered (it got 504)."""
     be = backend()
-    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 3",
-                         backend="read_timeout = 1"))
-    c = RawClient(p.port)
-    piece = b"u" * 100
-    c.send(req("POST", "/slow", headers=[("Content-Length", str(len(piece) * PIECES))]))
-    for _ in range(PIECES):
-        time.sleep(GAP)
-        c.send(piece)
-    r = c.read_response(timeout=10)
-    c.close()
-    assert r is not None and r.status == 200, r
-    assert be.requests[-1].body_len == len(piece) * PIECES
+    steady_upload(be, rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 3",
+                                       backend="read_timeout = 1")))
 
 
 def think_then_echo(conn, q):
