@@ -764,7 +764,11 @@ static ssize_t
 msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
 {
     if (m->status == 0) {
-        m->status = llhttp_get_type(&m->parser) == HTTP_REQUEST ? 400 : 502;
+        m->status = m->parser.type == HTTP_REQUEST ? 400 : 502;
+        if (err == HPE_INVALID_VERSION && m->parser.type == HTTP_REQUEST
+            && m->parser.http_major >= 2) {
+            m->status = 505;               /* llhttp knows 2.0 only; 3.0 is as unsupported */
+        }
     }
     if (m->error == NULL) {
         m->error = llhttp_get_error_reason(&m->parser);

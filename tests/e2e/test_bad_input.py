@@ -64,6 +64,7 @@ HEAD_CASES = [
     ("space_before_colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", (400,)),
     ("bad_method_token", b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", (400, 501)),
     ("bad_version", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", (400, 505)),
+    ("http3_version", b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", (505,)),
     ("garbage_version", b"GET / HTTX/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("request_line_too_long",
      b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", (414,)),

@@ -440,6 +440,9 @@ test_versions(void **state)
 {
     (void) state;
     expect_req_error(S("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+    expect_req_error(S("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), 505);
+    expect_req_error(S("GET / HTTP/9.9\r\nHost: a\r\n\r\n"), 505);
+    expect_req_error(S("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 400);
     expect_req_error(S("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 400);
 }
 
