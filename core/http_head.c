@@ -233,11 +233,18 @@ msg_on_status(llhttp_t *p, const char *at, size_t n)
     return msg_start_line(msg_of(p), at, n, 502, "status line too long");
 }
 
+/* The status for a fault in what m parses: a request's (the client's
+ * fault), or 502 for a backend's response. */
+static int
+msg_fault_status(const rp_msg_t *m, int request_status)
+{
+    return m->parser.type == HTTP_REQUEST ? request_status : 502;
+}
+
 static int
 msg_head_too_big(rp_msg_t *m)
 {
-    return msg_fail(m, llhttp_get_type(&m->parser) == HTTP_REQUEST ? 431 : 502,
-                    "header fields too large");
+    return msg_fail(m, msg_fault_status(m, 431), "header fields too large");
 }
 
 static void
@@ -672,7 +679,7 @@ hex_value(unsigned char c)
 static int
 msg_chunk_fail(rp_msg_t *m, const char *why)
 {
-    m->status = llhttp_get_type(&m->parser) == HTTP_REQUEST ? 400 : 502;
+    m->status = msg_fault_status(m, 400);
     m->error = why;
     return -1;
 }
@@ -764,7 +771,7 @@ static ssize_t
 msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
 {
     if (m->status == 0) {
-        m->status = m->parser.type == HTTP_REQUEST ? 400 : 502;
+        m->status = msg_fault_status(m, 400);
         if (err == HPE_INVALID_VERSION && m->parser.type == HTTP_REQUEST
             && m->parser.http_major >= 2) {
             m->status = 505;               /* llhttp knows 2.0 only; 3.0 is as unsupported */
@@ -809,7 +816,7 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
             if (checked && m->ck_state == CK_DONE) {
                 return msg_chunk_fail(m, "chunked framing not understood alike");
             }
-                return (ssize_t) (done + len);
+            return (ssize_t) (done + len);
         }
         if (err != HPE_PAUSED) {
             return msg_feed_failed(m, err);
@@ -1006,8 +1013,9 @@ target_is_valid(const char *t, size_t n)
     return 1;
 }
 
-/* The authority of an absolute-form target (it replaces Host towards the
- * backend): a valid host, no userinfo (RFC 9110 §4.2.4). */
+/* The authority of an absolute-form target t, which starts with "http://"
+ * or "https://" (it replaces Host towards the backend): a valid host, no
+ * userinfo (RFC 9110 §4.2.4). */
 static int
 absolute_authority_is_valid(const char *t, size_t n)
 {
@@ -1025,6 +1033,7 @@ rp_msg_check_request(rp_msg_t *m)
     const llhttp_t  *p = &m->parser;
     const char      *t = rp_msg_str(m, m->target);
     const rp_hdr_t  *host;
+    int              te_status;
 
     if (p->http_major != 1 || p->http_minor > 1) {
         m->status = p->http_major >= 2 ? 505 : 400;
@@ -1063,8 +1072,10 @@ rp_msg_check_request(rp_msg_t *m)
         m->error = "Transfer-Encoding in an HTTP/1.0 request";
         return RP_ERROR;
     }
-    if ((m->flags & RP_MSG_HAS_TE) && (m->status = msg_check_transfer_codings(m)) != 0) {
-        m->error = m->status == 501 ? "transfer coding not implemented"
+    te_status = (m->flags & RP_MSG_HAS_TE) ? msg_check_transfer_codings(m) : 0;
+    if (te_status != 0) {
+        m->status = te_status;
+        m->error = te_status == 501 ? "transfer coding not implemented"
                                     : "empty Transfer-Encoding";
         return RP_ERROR;
     }
