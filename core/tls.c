@@ -1,7 +1,7 @@
 /* tls.c: the SSL_CTXs of TLS listeners and backends: certificates, SNI, the
  * session cache and RFC 5077 ticket keys, client certificate verification
  * (CRL reloaded on change, verified certificates cached), and the x509 facts
- * of a connection. The only file that calls OpenSSL. */
+ * of a connection. With tls_memo.c, the only file that calls OpenSSL. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "match.h"
+#include "tls_memo.h"
 
 #define TLS_TICKET_NAME_LEN   16
 #define TLS_TICKET_MAX_KEYS   64      /* records of a ticket key file */
@@ -100,6 +101,8 @@ struct rp_tls_server_s {
     unsigned char             sid_ctx[SSL_MAX_SID_CTX_LENGTH];
 
     tls_keyring_t            *ring;        /* a reference: ticket keys; NULL: none    */
+    rp_tls_memo_t            *memo;        /* owned: TLS 1.2 tickets resumed from
+                                              memory; NULL without tickets or cache   */
 
     pthread_mutex_t           verify_lock; /* everything below but the counters       */
     X509_STORE               *store;       /* owned: CA + CRL; replaced when the CRL
@@ -590,6 +593,10 @@ tls_on_ticket(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *
     if (k.size == 0) {
         return 0;                             /* an unknown (or retired) key */
     }
+    if (!enc && i == 0 && t->memo != NULL && rp_tls_memo_recall(t->memo, ssl, name, iv)) {
+        OPENSSL_cleanse(&k, sizeof(k));
+        return 0;                             /* resumed from memory, by session ID */
+    }
     if (enc) {
         memcpy(name, k.name, TLS_TICKET_NAME_LEN);
         if (RAND_bytes(iv, 16) != 1) {        /* AES-CBC's IV */
@@ -601,6 +608,9 @@ tls_on_ticket(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *
     OPENSSL_cleanse(&k, sizeof(k));
     if (rc != 1) {
         return -1;
+    }
+    if (enc && t->memo != NULL) {
+        rp_tls_memo_issued(t->memo, ssl, name, iv);
     }
     return enc || i == 0 ? 1 : 2;
 }
@@ -1240,10 +1250,16 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
         goto fail;
     }
     tls_server_sid_ctx(t, cs);
+    if (t->tc->tickets && t->tc->session_cache) {
+        t->memo = rp_tls_memo_new(t->tc->session_cache_size, t->sid_ctx, sizeof(t->sid_ctx));
+    }
     t->ctx = tls_server_ctx_new(t, cs, err, errlen);
     rp_tls_certset_free(cs);                 /* the SSL_CTX holds its references */
     if (t->ctx == NULL) {
         goto fail;
+    }
+    if (t->memo != NULL) {
+        rp_tls_memo_install(t->memo, t->ctx, t->ctx);
     }
     for (i = 0; i < conf->nvhosts; i++) {
         v = &conf->vhosts[i];
@@ -1264,6 +1280,9 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
         if (t->sni[t->nsni].ctx == NULL) {
             tls_errf(err, errlen, "vhost '%s': %s", v->name, why);
             goto fail;
+        }
+        if (t->memo != NULL) {
+            rp_tls_memo_install(t->memo, t->sni[t->nsni].ctx, t->ctx);
         }
         t->nsni++;
     }
@@ -1291,6 +1310,7 @@ rp_tls_server_free(rp_tls_server_t *t)
         SSL_CTX_free(t->sni[i].ctx);
     }
     free(t->sni);
+    rp_tls_memo_free(t->memo);
     for (i = 0; t->ext_objs != NULL && i < t->tc->nexts; i++) {
         ASN1_OBJECT_free(t->ext_objs[i]);
     }
@@ -1355,6 +1375,11 @@ rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st)
     st->verify_failures = atomic_load(&t->failures);
     st->crl_reloads = atomic_load(&t->crl_reloads);
     st->ticket_rotations = atomic_load(&t->rotations);
+    st->ticket_memo_hits = 0;
+    st->ticket_memo_entries = 0;
+    if (t->memo != NULL) {
+        rp_tls_memo_stats(t->memo, &st->ticket_memo_hits, &st->ticket_memo_entries);
+    }
     pthread_mutex_lock(&t->verify_lock);
     st->cert_cache_entries = t->cc_n;
     pthread_mutex_unlock(&t->verify_lock);

@@ -1,7 +1,8 @@
 /* tls.h: TLS for listeners and backends. The SSL_CTXs of a configuration are
  * built when it is loaded and owned by its snapshot; workers share them
- * read-only. tls.c is the only file that calls OpenSSL; a connection gets its
- * SSL from here and hands it to bufferevent_openssl. */
+ * read-only. tls.c (and tls_memo.c, for it) are the only files that call
+ * OpenSSL; a connection gets its SSL from here and hands it to
+ * bufferevent_openssl. */
 #ifndef RP_TLS_H
 #define RP_TLS_H
 
@@ -55,6 +56,8 @@ typedef struct {
     uint64_t  verify_failures;      /* client certificates refused                  */
     uint64_t  crl_reloads;          /* times the CRL file was read again            */
     uint64_t  ticket_rotations;     /* random ticket keys replaced                  */
+    uint64_t  ticket_memo_hits;     /* TLS 1.2 tickets resumed from memory          */
+    uint64_t  ticket_memo_entries;  /* sessions held for tickets now                */
 } rp_tls_stats_t;
 
 void rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st);

@@ -47,9 +47,9 @@ def s_client_resumes(p, tmp, ver_flag, *args):
     return out
 
 
-def py_resumes(port_a, port_b, pki, maxv, cert=None):
+def py_resumes(port_a, port_b, pki, maxv, cert=None, ctx=None):
     """A session made on port_a, offered on port_b: whether it was reused."""
-    ctx = client_ctx(pki, maxv=maxv, cert=cert)
+    ctx = ctx or client_ctx(pki, maxv=maxv, cert=cert)
     r, info = https_get(port_a, ctx, sni="localhost")
     assert r.status == 200 and not info["session_reused"]
     assert info["session"] is not None
@@ -105,6 +105,26 @@ def test_resumed_session_keeps_client_certificate_facts(backend, rproxy, pki, ma
     assert py_resumes(p.port, p.port, pki, maxv, cert="client")
     assert be.wait_requests(2)
     assert [q.header("X-SSL-Subject") for q in be.requests] == ["CN=client one,O=Example"] * 2
+
+
+def test_tls12_ticket_resumed_again_and_again_with_client_certificate(backend, rproxy, pki):
+    """Tickets and the session cache on (the defaults): the session behind a TLS
+    1.2 ticket is kept in memory (docs/tls.md, "Tickets resumed from memory").
+    Each resumption of one ticket keeps the client certificate's facts, and a
+    client without tickets resumes by session ID beside it."""
+    be, p = start(backend, rproxy, pki, "client_ca = %s" % lq(pki.crt("ca")),
+                  'verify_client = "require"', x_headers='"X-SSL-Subject"')
+    ctx = client_ctx(pki, maxv=V12, cert="client")
+    r, info = https_get(p.port, ctx, sni="localhost")
+    assert r.status == 200 and not info["session_reused"]
+    for _ in range(5):
+        r, again = https_get(p.port, ctx, sni="localhost", session=info["session"])
+        assert r.status == 200 and again["session_reused"]
+    no_tickets = client_ctx(pki, maxv=V12, cert="client")
+    no_tickets.options |= ssl.OP_NO_TICKET
+    assert py_resumes(p.port, p.port, pki, V12, cert="client", ctx=no_tickets)
+    assert be.wait_requests(8)
+    assert [q.header("X-SSL-Subject") for q in be.requests] == ["CN=client one,O=Example"] * 8
 
 
 # ---- ticket key files -----------------------------------------------------------

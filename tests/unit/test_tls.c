@@ -816,6 +816,128 @@ test_resume_tickets(void **state)
     rp_config_unref(conf);
 }
 
+/* Resumes sess on t (TLS 1.2 with the client certificate); returns whether
+ * it was reused, and checks the server still knows the client's certificate. */
+static int
+resumes_with_cert(rp_tls_server_t *t, SSL_CTX *cctx, SSL_SESSION *sess)
+{
+    SSL             *s = NULL;
+    rp_tls_facts_t   f;
+    int              reused = -1;
+
+    assert_true(connect_to(t, cctx, "localhost", sess, &s, NULL, &reused));
+    assert_int_equal(rp_tls_facts(s, &f), RP_OK);
+    assert_true(f.has_peer_cert);
+    assert_string_equal(f.subject, "CN=client one,O=rproxy tests");
+    rp_tls_facts_cleanup(&f);
+    rp_tls_shutdown(s);
+    SSL_free(s);
+    return reused;
+}
+
+static void
+test_ticket_memo(void **state)
+{
+    static const char tls[] = "cert = 'srv_rsa.crt', key = 'srv_rsa.key', client_ca = 'ca.crt',"
+                              " verify_client = 'require'";
+    rp_config_t      *conf = must_load(tls, NULL), *reloaded;
+    rp_tls_server_t  *t = server_of(conf);
+    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, "client");
+    SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, "client");
+    SSL_CTX          *noticket = client_ctx(0, TLS1_2_VERSION, "client");
+    SSL_SESSION      *sess = NULL;
+    rp_tls_stats_t    st;
+    int               i, reused;
+
+    /* the ticket of a full handshake is resumed from memory, with the client's
+     * certificate, and the copies never enter the session cache */
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, &reused));
+    assert_int_equal(reused, 0);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_entries, 1);
+    assert_int_equal(st.ticket_memo_hits, 0);
+    for (i = 0; i < 3; i++) {
+        assert_true(resumes_with_cert(t, c12, sess));
+    }
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 3);
+    assert_int_equal(SSL_CTX_sess_number(t->ctx), 0);
+
+    /* a reloaded snapshot decrypts the ticket once, then has it in memory */
+    reloaded = must_load(tls, NULL);
+    assert_true(resumes_with_cert(server_of(reloaded), c12, sess));
+    rp_tls_server_stats(server_of(reloaded), &st);
+    assert_int_equal(st.ticket_memo_hits, 0);
+    assert_int_equal(st.ticket_memo_entries, 1);
+    assert_true(resumes_with_cert(server_of(reloaded), c12, sess));
+    rp_tls_server_stats(server_of(reloaded), &st);
+    assert_int_equal(st.ticket_memo_hits, 1);
+    rp_config_unref(reloaded);
+    SSL_SESSION_free(sess);
+
+    /* a client without tickets still resumes by session ID: the cache keeps
+     * what OpenSSL would have kept */
+    SSL_CTX_set_options(noticket, SSL_OP_NO_TICKET);
+    assert_true(connect_to(t, noticket, "localhost", NULL, NULL, &sess, &reused));
+    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    assert_true(resumes_with_cert(t, noticket, sess));
+    SSL_SESSION_free(sess);
+
+    /* TLS 1.3 tickets are decrypted */
+    assert_true(resumes(t, t, c13));
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 3);
+    assert_int_equal(st.ticket_memo_entries, 1);
+    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    rp_config_unref(conf);
+
+    /* a session past its timeout is not resumed, from memory or not */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', session_cache = { timeout = 1 }",
+                     NULL);
+    t = server_of(conf);
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
+    assert_true(connect_to(t, c12, "localhost", sess, NULL, NULL, &reused));
+    assert_true(reused);
+    sleep(2);
+    assert_true(connect_to(t, c12, "localhost", sess, NULL, NULL, &reused));
+    assert_false(reused);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 1);
+    SSL_SESSION_free(sess);
+    rp_config_unref(conf);
+
+    /* the memo holds as many sessions as the cache; the oldest goes first and
+     * its ticket is decrypted again */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', session_cache = { size = 2 }",
+                     NULL);
+    t = server_of(conf);
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
+    for (i = 0; i < 2; i++) {
+        assert_true(resumes(t, t, c12));      /* a full handshake, then from memory */
+    }
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_entries, 2);
+    assert_int_equal(st.ticket_memo_hits, 2);
+    assert_true(connect_to(t, c12, "localhost", sess, NULL, NULL, &reused));
+    assert_true(reused);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 2);
+    SSL_SESSION_free(sess);
+    rp_config_unref(conf);
+
+    /* without the session cache, tickets are only decrypted */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', session_cache = false", NULL);
+    assert_true(resumes(server_of(conf), server_of(conf), c12));
+    rp_tls_server_stats(server_of(conf), &st);
+    assert_int_equal(st.ticket_memo_hits, 0);
+    assert_int_equal(st.ticket_memo_entries, 0);
+    rp_config_unref(conf);
+
+    SSL_CTX_free(c12);
+    SSL_CTX_free(c13);
+    SSL_CTX_free(noticket);
+}
+
 static void
 test_ticket_key_file(void **state)
 {
@@ -1141,6 +1263,7 @@ main(void)
         cmocka_unit_test(test_client_optional),
         cmocka_unit_test(test_resume_cache),
         cmocka_unit_test(test_resume_tickets),
+        cmocka_unit_test(test_ticket_memo),
         cmocka_unit_test(test_ticket_key_file),
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config_values),
