@@ -278,7 +278,7 @@ conn_bind(rp_http_conn_t *c, rp_client_t *cl)
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
     c->req.spares = &w->msg_spares;
     c->req.max_line = (uint32_t) lc->max_request_line;
-    c->req.max_head = (uint32_t) (lc->max_header_size + lc->max_request_line);
+    c->req.max_head = (uint32_t) lc->max_header_size;
     c->req.max_fields = lc->max_headers;
     c->lua_box_ref = RP_LUA_NOREF;
     c->lua_ctx_ref = RP_LUA_NOREF;

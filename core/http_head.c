@@ -163,11 +163,12 @@ rp_msg_reset(rp_msg_t *m)
     m->ck_left = 0;
 }
 
-/* Appends head bytes, within the head budget (431 past it). */
+/* Appends head bytes. The header fields' bytes (everything but the
+ * start-line text, which max_line bounds) stay within max_head: 431 past it. */
 static int
 msg_append(rp_msg_t *m, const char *at, size_t n)
 {
-    if ((size_t) m->len + n + 1 > m->max_head) {
+    if ((size_t) (m->len - m->target_len) + n + 1 > m->max_head) {
         return -1;
     }
     if (m->cap == 0) {
@@ -197,6 +198,9 @@ msg_append(rp_msg_t *m, const char *at, size_t n)
 static int
 msg_start_line(rp_msg_t *m, const char *at, size_t n, int status, const char *why)
 {
+    if (m->target_len + n > m->max_line) {
+        return msg_fail(m, status, why);
+    }
     if (m->target_len == 0) {
         m->target = m->len;
     }
@@ -210,12 +214,7 @@ msg_start_line(rp_msg_t *m, const char *at, size_t n, int status, const char *wh
 static int
 msg_on_url(llhttp_t *p, const char *at, size_t n)
 {
-    rp_msg_t  *m = msg_of(p);
-
-    if (m->target_len + n > m->max_line) {
-        return msg_fail(m, 414, "request line too long");
-    }
-    return msg_start_line(m, at, n, 414, "request line too long");
+    return msg_start_line(msg_of(p), at, n, 414, "request line too long");
 }
 
 /* reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4): it is
@@ -1184,7 +1183,8 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
     rp_hdr_t  *f;
     uint32_t   save = m->len;
 
-    if ((size_t) m->len + nlen + vlen + 3 > m->max_head || (m->flags & RP_MSG_TRAILERS)) {
+    if ((size_t) (m->len - m->target_len) + nlen + vlen + 3 > m->max_head
+        || (m->flags & RP_MSG_TRAILERS)) {
         return RP_ERROR;                 /* over budget, or trailers already came */
     }
     if (m->nfields == m->cap_fields) {

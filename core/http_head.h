@@ -107,8 +107,8 @@ struct rp_msg_s {
     char                    *buf;           /* owned: start-line text and fields      */
     uint32_t                 len;
     uint32_t                 cap;
-    uint32_t                 max_line;      /* 414 past it (requests)                 */
-    uint32_t                 max_head;      /* 431 past it                            */
+    uint32_t                 max_line;      /* start-line text: 414 (requests), 502  */
+    uint32_t                 max_head;      /* header field bytes: 431 (requests), 502 */
     uint32_t                 max_fields;    /* 431 past it                            */
     uint32_t                 target;        /* request-target, or reason phrase       */
     uint32_t                 target_len;

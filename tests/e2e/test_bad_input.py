@@ -71,6 +71,10 @@ HEAD_CASES = [
     ("headers_too_big",
      b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1000)
                                                  for i in range(6)) + b"\r\n", (431,)),
+    # max_header_size bounds the fields alone, however short the request line
+    ("headers_too_big_short_line",
+     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 1100)
+                                                 for i in range(4)) + b"\r\n", (431,)),
     ("too_many_headers",
      b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H-%d: v\r\n" % i
                                                  for i in range(30)) + b"\r\n", (431,)),
@@ -164,6 +168,17 @@ def served(p, data):
     r = c.read_response(timeout=10)
     c.close()
     assert r is not None and r.status == 200, r
+
+
+def test_limits_of_line_and_fields_are_apart(setup):
+    """A request line near max_request_line (1024) and fields near max_header_size
+    (4k) pass together: neither limit lends to or borrows from the other."""
+    be, p = setup
+    target = b"/" + b"t" * 990
+    fields = b"".join(b"X-F-%d: %s\r\n" % (i, b"v" * 900) for i in range(4))
+    served(p, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+    q = be.requests[-1]
+    assert q.path == target.decode() and q.header("X-F-3") == "v" * 900
 
 
 def test_connection_cannot_drop_host(setup):

@@ -647,6 +647,17 @@ test_max_head(void **state)
 
         assert_int_equal(parse_limited(&m, &r, req, n, step, 0, 0, 512), (ssize_t) n);
         rp_msg_cleanup(&m);
+
+        /* the budget is the fields': a long target takes none of it */
+        n = (size_t) snprintf(req, sizeof(req),
+                              "GET /%0300d HTTP/1.1\r\nHost: a\r\nX-A: %0100d\r\n\r\n", 7, 7);
+        assert_int_equal(parse_limited(&m, &r, req, n, step, 400, 0, 128), (ssize_t) n);
+        rp_msg_cleanup(&m);
+        n = (size_t) snprintf(req, sizeof(req),
+                              "GET / HTTP/1.1\r\nHost: a\r\nX-A: %0140d\r\n\r\n", 7);
+        assert_int_equal(parse_limited(&m, &r, req, n, step, 400, 0, 128), -1);
+        assert_int_equal(m.status, 431);
+        rp_msg_cleanup(&m);
     }
 }
 
