@@ -169,8 +169,9 @@ def test_repeated_and_empty_fields_kept(backend, rproxy):
 
 def test_pipelined_requests_then_half_close_all_answered(backend, rproxy):
     """A client that sends several requests and shuts its write side (`nc -N`, a
-    script) gets every answer, the last one with Connection: close, then the close.
-    Only the first was answered: the EOF made it the connection's last."""
+    script) gets every answer, then the close. Only the first was answered: the
+    EOF made it the connection's last. (Whether the last answer says Connection:
+    close depends on whether the EOF was read before it went out.)"""
     be = backend()
     p = rproxy(basic_lua({"app1": be.address}))
     c = RawClient(p.port)
@@ -184,4 +185,6 @@ def test_pipelined_requests_then_half_close_all_answered(backend, rproxy):
     assert c.wait_closed(5), "connection left open after the last answer"
     c.close()
     assert [q.path for q in be.requests] == ["/p0", "/p1", "/p2"]
-    assert "close" in (got[-1].header("connection") or "").lower(), got[-1].headers
+    # only the last answer may announce the close
+    assert all("close" not in (r.header("connection") or "").lower() for r in got[:2]), \
+        [r.headers for r in got]
