@@ -1248,6 +1248,8 @@ test_threads(void **state)
     assert_int_equal(st.cert_cache_hits + st.cert_cache_misses, 40);
     assert_true(st.cert_cache_hits >= 36);
     assert_int_equal(st.cert_cache_entries, 1);
+    /* the two TLS 1.2 threads resumed every ticket from memory */
+    assert_int_equal(st.ticket_memo_hits, 20);
     SSL_CTX_free(c12);
     SSL_CTX_free(c13);
     rp_config_unref(conf);
