@@ -163,14 +163,11 @@ rp_msg_reset(rp_msg_t *m)
     m->ck_left = 0;
 }
 
-/* Appends head bytes. The header fields' bytes (everything but the
- * start-line text, which max_line bounds) stay within max_head: 431 past it. */
-static int
-msg_append(rp_msg_t *m, const char *at, size_t n)
+/* Stores head bytes: the start-line text (max_line bounds it) or, through
+ * msg_append, field bytes. */
+static void
+msg_store(rp_msg_t *m, const char *at, size_t n)
 {
-    if ((size_t) (m->len - m->target_len) + n + 1 > m->max_head) {
-        return -1;
-    }
     if (m->cap == 0) {
         msg_take_buffers(m);
     }
@@ -191,6 +188,17 @@ msg_append(rp_msg_t *m, const char *at, size_t n)
     memcpy(m->buf + m->len, at, n);
     m->len += (uint32_t) n;
     m->buf[m->len] = '\0';
+}
+
+/* Stores field bytes: all of them (everything but the start-line text) stay
+ * within max_head, 431 past it. */
+static int
+msg_append(rp_msg_t *m, const char *at, size_t n)
+{
+    if ((size_t) (m->len - m->target_len) + n + 1 > m->max_head) {
+        return -1;
+    }
+    msg_store(m, at, n);
     return 0;
 }
 
@@ -204,9 +212,7 @@ msg_start_line(rp_msg_t *m, const char *at, size_t n, int status, const char *wh
     if (m->target_len == 0) {
         m->target = m->len;
     }
-    if (msg_append(m, at, n) != 0) {
-        return msg_fail(m, status, why);
-    }
+    msg_store(m, at, n);
     m->target_len += (uint32_t) n;
     return 0;
 }

@@ -181,6 +181,17 @@ def test_limits_of_line_and_fields_are_apart(setup):
     assert q.path == target.decode() and q.header("X-F-3") == "v" * 900
 
 
+def test_request_line_longer_than_max_header_size(backend, rproxy):
+    """The line's limit holds even where it is above the fields' budget."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address},
+                         listen='max_request_line = 8192, max_header_size = "1k"'))
+    target = b"/" + b"t" * 3000
+    served(p, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert be.requests[-1].path == target.decode()
+    rejected(p, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"v" * 1100 + b"\r\n\r\n", (431,))
+
+
 def test_connection_cannot_drop_host(setup):
     """Host is what the request was routed on: "Connection: host" does not remove
     it towards the backend (other listed fields do go)."""
