@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "keytab.h"
 #include "log.h"
 #include "match.h"
 #include "tls_memo.h"
@@ -70,16 +71,6 @@ struct tls_keyring_s {
     tls_keyring_t     *next;        /* in tls_rings                                */
 };
 
-/* A client certificate that verified: its SHA-256 and when to forget it. */
-typedef struct tls_cc_entry_s  tls_cc_entry_t;
-struct tls_cc_entry_s {
-    unsigned char    fp[32];
-    double           expires;   /* rp_now() time */
-    tls_cc_entry_t  *hnext;     /* bucket chain                               */
-    tls_cc_entry_t  *older;     /* insertion order: the oldest is evicted first */
-    tls_cc_entry_t  *newer;
-};
-
 /* A vhost with its own certificates, and the SSL_CTX that serves them. */
 typedef struct {
     const rp_vhost_conf_t  *vhost;   /* borrowed from the snapshot */
@@ -113,11 +104,8 @@ struct rp_tls_server_s {
     off_t                     crl_size;
     int                       crl_loading; /* a thread is reading the CRL file        */
     unsigned long             cc_gen;      /* bumped on every flush of the cache      */
-    tls_cc_entry_t          **cc_buckets;  /* owned, with the entries                 */
-    unsigned                  cc_nbuckets; /* a power of two                          */
-    unsigned                  cc_n;
-    tls_cc_entry_t           *cc_oldest;
-    tls_cc_entry_t           *cc_newest;
+    rp_keytab_t               cc;          /* the SHA-256s of client certificates that
+                                              verified, until rp_now() expires        */
 
     atomic_uint_fast64_t      hits, misses, failures, crl_reloads, rotations;
 };
@@ -719,44 +707,10 @@ tls_crl_check(rp_tls_server_t *t, double now)
     rp_log_notice("tls: reloaded CRL '%s'", t->tc->crl);
 }
 
-static tls_cc_entry_t **
-tls_cc_bucket(rp_tls_server_t *t, const unsigned char *fp)
-{
-    uint32_t  h;
-
-    memcpy(&h, fp, sizeof(h));       /* a SHA-256 is already well spread */
-    return &t->cc_buckets[h & (t->cc_nbuckets - 1)];
-}
-
-static void
-tls_cc_remove(rp_tls_server_t *t, tls_cc_entry_t *e)
-{
-    tls_cc_entry_t  **pp;
-
-    for (pp = tls_cc_bucket(t, e->fp); *pp != e; pp = &(*pp)->hnext) {
-        /* find the link to e */
-    }
-    *pp = e->hnext;
-    if (e->older != NULL) {
-        e->older->newer = e->newer;
-    } else {
-        t->cc_oldest = e->newer;
-    }
-    if (e->newer != NULL) {
-        e->newer->older = e->older;
-    } else {
-        t->cc_newest = e->older;
-    }
-    t->cc_n--;
-    free(e);
-}
-
 static void
 tls_cc_flush(rp_tls_server_t *t)
 {
-    while (t->cc_oldest != NULL) {
-        tls_cc_remove(t, t->cc_oldest);
-    }
+    rp_keytab_clear(&t->cc);
     t->cc_gen++;
 }
 
@@ -764,45 +718,15 @@ tls_cc_flush(rp_tls_server_t *t)
 static int
 tls_cc_lookup(rp_tls_server_t *t, const unsigned char *fp, double now)
 {
-    tls_cc_entry_t  *e;
-
-    for (e = *tls_cc_bucket(t, fp); e != NULL; e = e->hnext) {
-        if (memcmp(e->fp, fp, sizeof(e->fp)) == 0) {
-            if (e->expires > now) {
-                return 1;
-            }
-            tls_cc_remove(t, e);
-            return 0;
-        }
-    }
-    return 0;
+    return rp_keytab_get(&t->cc, fp, now) != NULL;
 }
 
 static void
 tls_cc_insert(rp_tls_server_t *t, const unsigned char *fp, double expires, double now)
 {
-    tls_cc_entry_t  *e, **b;
-
-    if (tls_cc_lookup(t, fp, now)) {
-        return;
+    if (!tls_cc_lookup(t, fp, now)) {
+        rp_keytab_put(&t->cc, fp, expires, NULL);
     }
-    while (t->cc_n >= t->tc->cert_cache_size && t->cc_oldest != NULL) {
-        tls_cc_remove(t, t->cc_oldest);
-    }
-    e = rp_xalloc(sizeof(tls_cc_entry_t));
-    memcpy(e->fp, fp, sizeof(e->fp));
-    e->expires = expires;
-    b = tls_cc_bucket(t, fp);
-    e->hnext = *b;
-    *b = e;
-    e->older = t->cc_newest;
-    if (t->cc_newest != NULL) {
-        t->cc_newest->newer = e;
-    } else {
-        t->cc_oldest = e;
-    }
-    t->cc_newest = e;
-    t->cc_n++;
 }
 
 /* Seconds until x stops being valid, capped at cap. */
@@ -1169,11 +1093,7 @@ tls_server_client_ca(rp_tls_server_t *t, char *err, size_t errlen)
         ERR_clear_error();
     }
     if (tc->cert_cache) {
-        for (t->cc_nbuckets = 16; t->cc_nbuckets < tc->cert_cache_size
-                                  && t->cc_nbuckets < (1u << 20); t->cc_nbuckets <<= 1) {
-            /* a power of two, about one entry per bucket */
-        }
-        t->cc_buckets = rp_xalloc(t->cc_nbuckets * sizeof(tls_cc_entry_t *));
+        rp_keytab_init(&t->cc, tc->cert_cache_size, NULL);
     }
     return RP_OK;
 }
@@ -1319,10 +1239,7 @@ rp_tls_server_free(rp_tls_server_t *t)
     sk_X509_NAME_pop_free(t->ca_names, X509_NAME_free);
     tls_keyring_unref(t->ring);
     X509_STORE_free(t->store);
-    if (t->cc_buckets != NULL) {
-        tls_cc_flush(t);
-    }
-    free(t->cc_buckets);
+    rp_keytab_destroy(&t->cc);
     pthread_mutex_destroy(&t->verify_lock);
     free(t);
 }
@@ -1381,7 +1298,7 @@ rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st)
         rp_tls_memo_stats(t->memo, &st->ticket_memo_hits, &st->ticket_memo_entries);
     }
     pthread_mutex_lock(&t->verify_lock);
-    st->cert_cache_entries = t->cc_n;
+    st->cert_cache_entries = t->cc.n;
     pthread_mutex_unlock(&t->verify_lock);
 }
 

@@ -38,28 +38,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "rp.h"
+#include "keytab.h"
 
-#define MEMO_KEY_LEN   32                    /* the ticket's key name, then its IV */
-
-typedef struct memo_entry_s  memo_entry_t;
-struct memo_entry_s {
-    unsigned char   key[MEMO_KEY_LEN];
-    SSL_SESSION    *sess;                    /* owned: used by no connection         */
-    long            expires;                 /* time(): the session's time + timeout */
-    memo_entry_t   *hnext;                   /* bucket chain                          */
-    memo_entry_t   *older;                   /* insertion order: the oldest goes first */
-    memo_entry_t   *newer;
-};
+#define MEMO_KEY_LEN   RP_KEYTAB_KEY_LEN     /* the ticket's key name, then its IV */
 
 struct rp_tls_memo_s {
-    pthread_mutex_t        lock;             /* everything but hits                   */
-    memo_entry_t         **buckets;          /* owned, with the entries               */
-    unsigned               nbuckets;         /* a power of two                        */
-    unsigned               n;
-    unsigned               capacity;
-    memo_entry_t          *oldest;
-    memo_entry_t          *newest;
+    pthread_mutex_t        lock;             /* tab                                   */
+    rp_keytab_t            tab;              /* values: sessions no connection uses,
+                                                until time() passes the session's
+                                                time + timeout                       */
     SSL_CTX               *session_ctx;      /* borrowed: where the session cache is  */
     unsigned char          sid_ctx[SSL_MAX_SID_CTX_LENGTH];
     unsigned               sid_ctx_len;
@@ -119,6 +106,12 @@ memo_unstash(SSL *ssl)
 
 /* ---- the table ------------------------------------------------------------- */
 
+static void
+memo_free_session(void *sess)
+{
+    SSL_SESSION_free(sess);
+}
+
 rp_tls_memo_t *
 rp_tls_memo_new(unsigned capacity, const unsigned char *sid_ctx, unsigned sid_ctx_len)
 {
@@ -127,61 +120,10 @@ rp_tls_memo_new(unsigned capacity, const unsigned char *sid_ctx, unsigned sid_ct
     pthread_once(&memo_once, memo_init);
     m = rp_xalloc(sizeof(rp_tls_memo_t));
     pthread_mutex_init(&m->lock, NULL);
+    rp_keytab_init(&m->tab, capacity, memo_free_session);
     m->sid_ctx_len = sid_ctx_len < sizeof(m->sid_ctx) ? sid_ctx_len : sizeof(m->sid_ctx);
     memcpy(m->sid_ctx, sid_ctx, m->sid_ctx_len);
-    m->capacity = capacity > 0 ? capacity : 1;
-    for (m->nbuckets = 16; m->nbuckets < m->capacity && m->nbuckets < (1u << 20);
-         m->nbuckets <<= 1) {
-        /* a power of two, about one entry per bucket */
-    }
-    m->buckets = rp_xalloc(m->nbuckets * sizeof(memo_entry_t *));
     return m;
-}
-
-static memo_entry_t **
-memo_bucket(rp_tls_memo_t *m, const unsigned char *key)
-{
-    uint32_t  h;
-
-    memcpy(&h, key + 16, sizeof(h));         /* the IV: random */
-    return &m->buckets[h & (m->nbuckets - 1)];
-}
-
-static void
-memo_remove(rp_tls_memo_t *m, memo_entry_t *e)
-{
-    memo_entry_t  **pp;
-
-    for (pp = memo_bucket(m, e->key); *pp != e; pp = &(*pp)->hnext) {
-        /* find the link to e */
-    }
-    *pp = e->hnext;
-    if (e->older != NULL) {
-        e->older->newer = e->newer;
-    } else {
-        m->oldest = e->newer;
-    }
-    if (e->newer != NULL) {
-        e->newer->older = e->older;
-    } else {
-        m->newest = e->older;
-    }
-    m->n--;
-    SSL_SESSION_free(e->sess);
-    free(e);
-}
-
-static memo_entry_t *
-memo_find(rp_tls_memo_t *m, const unsigned char *key)
-{
-    memo_entry_t  *e;
-
-    for (e = *memo_bucket(m, key); e != NULL; e = e->hnext) {
-        if (memcmp(e->key, key, MEMO_KEY_LEN) == 0) {
-            return e;
-        }
-    }
-    return NULL;
 }
 
 /* Keeps a copy of sess under key, when it belongs to this listener. */
@@ -191,7 +133,6 @@ memo_put(rp_tls_memo_t *m, const unsigned char *key, const SSL_SESSION *sess)
     const unsigned char  *sid_ctx;
     unsigned int          len;
     long                  expires = SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess);
-    memo_entry_t         *e, **b;
     SSL_SESSION          *copy;
 
     sid_ctx = SSL_SESSION_get0_id_context(sess, &len);
@@ -199,29 +140,8 @@ memo_put(rp_tls_memo_t *m, const unsigned char *key, const SSL_SESSION *sess)
         || expires <= (long) time(NULL) || (copy = SSL_SESSION_dup(sess)) == NULL) {
         return;                              /* another listener's, stale, or OOM */
     }
-    e = rp_xalloc(sizeof(memo_entry_t));
-    memcpy(e->key, key, MEMO_KEY_LEN);
-    e->sess = copy;
-    e->expires = expires;
     pthread_mutex_lock(&m->lock);
-    if ((e->hnext = memo_find(m, key)) != NULL) {
-        memo_remove(m, e->hnext);
-    }
-    while (m->n >= m->capacity && m->oldest != NULL) {
-        memo_remove(m, m->oldest);
-    }
-    b = memo_bucket(m, key);
-    e->hnext = *b;
-    *b = e;
-    e->older = m->newest;
-    e->newer = NULL;
-    if (m->newest != NULL) {
-        m->newest->newer = e;
-    } else {
-        m->oldest = e;
-    }
-    m->newest = e;
-    m->n++;
+    rp_keytab_put(&m->tab, key, (double) expires, copy);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -229,17 +149,14 @@ memo_put(rp_tls_memo_t *m, const unsigned char *key, const SSL_SESSION *sess)
 static SSL_SESSION *
 memo_get(rp_tls_memo_t *m, const unsigned char *key, SSL *ssl)
 {
-    memo_entry_t  *e;
-    SSL_SESSION   *held = NULL, *copy;
+    rp_keytab_entry_t  *e;
+    SSL_SESSION        *held = NULL, *copy;
 
     pthread_mutex_lock(&m->lock);
-    if ((e = memo_find(m, key)) != NULL) {
-        if (e->expires <= (long) time(NULL)) {
-            memo_remove(m, e);
-        } else if (SSL_SESSION_get_protocol_version(e->sess) == SSL_version(ssl)) {
-            held = e->sess;
-            SSL_SESSION_up_ref(held);        /* eviction cannot free it under us */
-        }
+    e = rp_keytab_get(&m->tab, key, (double) time(NULL));
+    if (e != NULL && SSL_SESSION_get_protocol_version(e->val) == SSL_version(ssl)) {
+        held = e->val;
+        SSL_SESSION_up_ref(held);            /* eviction cannot free it under us */
     }
     pthread_mutex_unlock(&m->lock);
     if (held == NULL) {
@@ -256,10 +173,7 @@ rp_tls_memo_free(rp_tls_memo_t *m)
     if (m == NULL) {
         return;
     }
-    while (m->oldest != NULL) {
-        memo_remove(m, m->oldest);
-    }
-    free(m->buckets);
+    rp_keytab_destroy(&m->tab);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -269,7 +183,7 @@ rp_tls_memo_stats(rp_tls_memo_t *m, uint64_t *hits, uint64_t *entries)
 {
     *hits = atomic_load(&m->hits);
     pthread_mutex_lock(&m->lock);
-    *entries = m->n;
+    *entries = m->tab.n;
     pthread_mutex_unlock(&m->lock);
 }
 
