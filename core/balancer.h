@@ -9,7 +9,7 @@
 typedef struct {
     unsigned   idle;     /* IDLE connections                            */
     unsigned   active;   /* ACTIVE connections                          */
-    unsigned   up;       /* connections not DOWN                        */
+    unsigned   up;       /* rp_backend_live(): serving or about to      */
     double     rtt;      /* EWMA of time to first response byte, s; 0: none yet */
 } rp_balancer_peer_t;
 

@@ -150,6 +150,14 @@ uc_became_idle(rp_upstream_conn_t *uc)
     p->ready(p, uc);
 }
 
+unsigned
+rp_backend_live(const rp_backend_t *b)
+{
+    unsigned  connecting = b->nconns - b->ndown - b->nidle - b->nactive;
+
+    return b->nidle + b->nactive + (b->failures == 0 ? connecting : 0);
+}
+
 /* Fails the waiters of every target of b that can no longer be served. */
 static void
 backend_fail_stranded(rp_backend_t *b)
@@ -162,7 +170,7 @@ backend_fail_stranded(rp_backend_t *b)
         t = b->targets[i];
         up = 0;
         for (j = 0; j < t->nmembers; j++) {
-            up += t->members[j]->nconns - t->members[j]->ndown;
+            up += rp_backend_live(t->members[j]);
         }
         while (up == 0 && (p = TAILQ_FIRST(&t->pending)) != NULL) {
             rp_target_dequeue(p);
@@ -507,7 +515,7 @@ rp_target_acquire(rp_target_t *t, const rp_upstream_user_t *user, void *arg,
         b = t->members[i];
         peers[i].idle = b->nidle;
         peers[i].active = b->nactive;
-        peers[i].up = b->nconns - b->ndown;
+        peers[i].up = rp_backend_live(b);
         peers[i].rtt = b->rtt;
         up += peers[i].up;
     }

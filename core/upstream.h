@@ -112,6 +112,11 @@ struct rp_target_s {
  * if enabled. refs == 1. */
 rp_backend_t *rp_backend_new(rp_worker_t *w, struct event_base *base,
                              const rp_backend_conf_t *conf, rp_config_t *owner);
+/* Connections of b that serve or are about to: IDLE and ACTIVE ones, and
+ * CONNECTING ones unless b's connects are failing (b->failures). A dead
+ * backend's retries do not make it look up: what `up` reads in Lua. */
+unsigned rp_backend_live(const rp_backend_t *b);
+
 void rp_backend_ref(rp_backend_t *b);
 void rp_backend_unref(rp_backend_t *b);   /* closes and frees at zero */
 

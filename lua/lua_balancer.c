@@ -33,7 +33,7 @@ l_backend_index(lua_State *L)
     } else if (strcmp(key, "address") == 0) {
         lua_pushstring(L, b->conf->address);
     } else if (strcmp(key, "up") == 0) {
-        lua_pushboolean(L, b->conf->enabled && b->nconns > b->ndown);
+        lua_pushboolean(L, b->conf->enabled && rp_backend_live(b) > 0);
     } else if (strcmp(key, "idle") == 0) {
         lua_pushinteger(L, b->nidle);
     } else if (strcmp(key, "active") == 0) {

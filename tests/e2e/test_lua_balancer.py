@@ -214,3 +214,34 @@ rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
     assert states["/q0"] == "1,0,0", states
     assert states["/q1"] == "0,1,0", states
     assert states["/q2"] == "0,1,1", states
+
+
+FALLBACK_LUA = r"""
+rproxy.settings { threads = 2, grace = 2, log = { error = "stderr", level = "info" } }
+rproxy.backend "main" { address = "@MAIN@", connections = 8, retry = 0.01, retry_max = 0.02 }
+rproxy.backend "spare" { address = "@SPARE@", connections = 8 }
+rproxy.pool "app" { "main", "spare", balance = function(req, pool)
+    local main, spare = pool.backends[1], pool.backends[2]
+    if main.up then return main end
+    return spare
+end }
+rproxy.listen { address = "127.0.0.1:@PORT@" }
+rproxy.vhost "test.local" { routes = { { to = "app" } } }
+"""
+
+
+def test_dead_backend_stays_down_while_it_reconnects(backend, rproxy):
+    """`up` is false for a backend whose connects fail, also while a retry is in
+    flight: a policy that falls back on it never sends a request to the dead
+    one. (Counting a reconnecting connection as up let one request in a few
+    hundred through to a refused connect: a 502.)"""
+    main, spare = backend(name="main"), backend(name="spare")
+    p = rproxy(FALLBACK_LUA, MAIN=main.address, SPARE=spare.address)
+    assert run_clients(p.port, 2, 5) == ["main"] * 10
+    main.stop()
+    deadline = time.monotonic() + 10
+    while run_clients(p.port, 1, 1) != ["spare"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # every 10-20 ms each of the 16 connections tries again, and fails
+    got = run_clients(p.port, 4, 100)
+    assert got == ["spare"] * 400, [g for g in got if g != "spare"][:5]
