@@ -574,6 +574,39 @@ test_sni(void **state)
     rp_config_unref(conf);
 }
 
+/* A vhost's own SSL_CTX resumes like the listener's: by ticket from memory,
+ * and by session ID, which its new-session callback stores. */
+static void
+test_sni_resumption(void **state)
+{
+    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'",
+                                       "rproxy.vhost 'a.example.com' {\n"
+                                       "  tls = { cert = 'vhost.crt', key = 'vhost.key' } }\n");
+    rp_tls_server_t  *t = server_of(conf);
+    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, NULL);
+    SSL_CTX          *noticket = client_ctx(0, TLS1_2_VERSION, NULL);
+    SSL_SESSION      *sess = NULL;
+    rp_tls_stats_t    st;
+    int               reused;
+
+    SSL_CTX_set_options(noticket, SSL_OP_NO_TICKET);
+    assert_true(connect_to(t, c12, "a.example.com", NULL, NULL, &sess, &reused));
+    assert_true(connect_to(t, c12, "a.example.com", sess, NULL, NULL, &reused));
+    assert_true(reused);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 1);
+    SSL_SESSION_free(sess);
+
+    assert_true(connect_to(t, noticket, "a.example.com", NULL, NULL, &sess, &reused));
+    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    assert_true(connect_to(t, noticket, "a.example.com", sess, NULL, NULL, &reused));
+    assert_true(reused);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(c12);
+    SSL_CTX_free(noticket);
+    rp_config_unref(conf);
+}
+
 static const char verify_tls[] =
     "cert = 'srv_rsa.crt', key = 'srv_rsa.key', client_ca = 'ca.crt', crl = 'crl.pem',"
     "extensions = { ['X-SSL-Ext-SAN'] = 'subjectAltName', ['X-SSL-Policy'] = '1.2.3.4',"
@@ -1262,6 +1295,7 @@ main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_protocols_listed),
         cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_sni_resumption),
         cmocka_unit_test(test_client_optional),
         cmocka_unit_test(test_resume_cache),
         cmocka_unit_test(test_resume_tickets),
