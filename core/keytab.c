@@ -104,6 +104,16 @@ rp_keytab_get(rp_keytab_t *t, const unsigned char *key, double now)
 }
 
 void
+rp_keytab_remove(rp_keytab_t *t, const unsigned char *key)
+{
+    rp_keytab_entry_t  *e = keytab_find(t, key);
+
+    if (e != NULL) {
+        keytab_remove(t, e);
+    }
+}
+
+void
 rp_keytab_put(rp_keytab_t *t, const unsigned char *key, double expires, void *val)
 {
     rp_keytab_entry_t  *e, **b;

@@ -37,6 +37,9 @@ void rp_keytab_clear(rp_keytab_t *t);
 /* key's entry if it expires after now, else NULL (an expired one is dropped). */
 rp_keytab_entry_t *rp_keytab_get(rp_keytab_t *t, const unsigned char *key, double now);
 
+/* Drops key's entry, if there is one. */
+void rp_keytab_remove(rp_keytab_t *t, const unsigned char *key);
+
 /* Adds key, or replaces its entry, making it the newest. */
 void rp_keytab_put(rp_keytab_t *t, const unsigned char *key, double expires, void *val);
 

@@ -92,8 +92,9 @@ struct rp_tls_server_s {
     unsigned char             sid_ctx[SSL_MAX_SID_CTX_LENGTH];
 
     tls_keyring_t            *ring;        /* a reference: ticket keys; NULL: none    */
-    rp_tls_memo_t            *memo;        /* owned: TLS 1.2 tickets resumed from
-                                              memory; NULL without tickets or cache   */
+    rp_tls_memo_t            *memo;        /* owned: the session cache (shared with the
+                                              listener's other snapshots) and the TLS
+                                              1.2 ticket memo; NULL: no cache          */
 
     pthread_mutex_t           verify_lock; /* everything below but the counters       */
     X509_STORE               *store;       /* owned: CA + CRL; replaced when the CRL
@@ -1000,8 +1001,7 @@ tls_server_ctx_new(rp_tls_server_t *t, const rp_tls_certset_t *cs, char *err, si
     SSL_CTX_set_session_id_context(ctx, t->sid_ctx, sizeof(t->sid_ctx));
     SSL_CTX_set_timeout(ctx, (long) tc->session_timeout);
     if (tc->session_cache) {
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-        SSL_CTX_sess_set_cache_size(ctx, (long) tc->session_cache_size);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  /* tls_memo.c keeps them */
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
@@ -1170,8 +1170,9 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
         goto fail;
     }
     tls_server_sid_ctx(t, cs);
-    if (t->tc->tickets && t->tc->session_cache) {
-        t->memo = rp_tls_memo_new(t->tc->session_cache_size, t->sid_ctx, sizeof(t->sid_ctx));
+    if (t->tc->session_cache) {
+        t->memo = rp_tls_memo_new(lc->address, t->tc->session_cache_size, t->sid_ctx,
+                                  sizeof(t->sid_ctx));
     }
     t->ctx = tls_server_ctx_new(t, cs, err, errlen);
     rp_tls_certset_free(cs);                 /* the SSL_CTX holds its references */
@@ -1179,7 +1180,7 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
         goto fail;
     }
     if (t->memo != NULL) {
-        rp_tls_memo_install(t->memo, t->ctx, t->ctx);
+        rp_tls_memo_install(t->memo, t->ctx, t->tc->tickets);
     }
     for (i = 0; i < conf->nvhosts; i++) {
         v = &conf->vhosts[i];
@@ -1202,7 +1203,7 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
             goto fail;
         }
         if (t->memo != NULL) {
-            rp_tls_memo_install(t->memo, t->sni[t->nsni].ctx, t->ctx);
+            rp_tls_memo_install(t->memo, t->sni[t->nsni].ctx, t->tc->tickets);
         }
         t->nsni++;
     }
@@ -1287,16 +1288,20 @@ rp_tls_sni_vhost(SSL *ssl)
 void
 rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st)
 {
+    rp_tls_memo_stats_t  ms;
+
     st->cert_cache_hits = atomic_load(&t->hits);
     st->cert_cache_misses = atomic_load(&t->misses);
     st->verify_failures = atomic_load(&t->failures);
     st->crl_reloads = atomic_load(&t->crl_reloads);
     st->ticket_rotations = atomic_load(&t->rotations);
-    st->ticket_memo_hits = 0;
-    st->ticket_memo_entries = 0;
+    memset(&ms, 0, sizeof(ms));
     if (t->memo != NULL) {
-        rp_tls_memo_stats(t->memo, &st->ticket_memo_hits, &st->ticket_memo_entries);
+        rp_tls_memo_stats(t->memo, &ms);
     }
+    st->ticket_memo_hits = ms.ticket_hits;
+    st->ticket_memo_entries = ms.tickets;
+    st->sessions = ms.ids;
     pthread_mutex_lock(&t->verify_lock);
     st->cert_cache_entries = t->cc.n;
     pthread_mutex_unlock(&t->verify_lock);

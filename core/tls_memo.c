@@ -1,12 +1,21 @@
-/* tls_memo.c: TLS 1.2 tickets resumed from memory (tls_memo.h).
+/* tls_memo.c: a listener's TLS sessions, kept by rproxy (tls_memo.h).
+ *
+ * OpenSSL's own session cache lives in an SSL_CTX, and a reload builds new
+ * ones: the sessions would be lost with every reload. The memo is shared by
+ * the snapshots of one listener address instead (as random ticket keys are),
+ * and OpenSSL's cache is off (SSL_SESS_CACHE_NO_INTERNAL). It holds:
+ *
+ *  - sessions by their ID: TLS 1.2 sessions resumed by ID and TLS 1.3
+ *    stateful tickets (tickets = false), stored by memo_on_new and found by
+ *    memo_on_get;
+ *  - the session behind each TLS 1.2 ticket, by the ticket's key name and IV.
  *
  * OpenSSL 3.0 resumes a ticket by decoding the session in it, and the client
  * certificate of that session goes through the provider decoders: 1.6 million
  * instructions, against 0.55 million for the rest of a resumed handshake with
- * its GET (callgrind). A session resumed by its ID from the cache is not
- * decoded: it stays in memory. So the memo keeps the session behind each
- * ticket, and brings a ticket back by the session-ID path, with OpenSSL's
- * public callbacks only:
+ * its GET (callgrind). A session found by its ID is not decoded. So a ticket
+ * the memo knows comes back by the session-ID path, with OpenSSL's public
+ * callbacks only:
  *
  *  1. the ticket key callback (tls.c) finds the ticket's key name and IV here
  *     (rp_tls_memo_recall), leaves a copy of the session on the SSL and
@@ -14,22 +23,18 @@
  *  2. the decrypted-ticket callback (memo_on_ticket) turns that "could not
  *     decrypt" into SSL_TICKET_RETURN_IGNORE: OpenSSL then looks up the
  *     session ID of the ClientHello, as if no ticket had come;
- *  3. the session cache does not hold that ID, and the get-session callback
- *     (memo_on_get) hands over the copy, renamed to the client's session ID.
+ *  3. the get-session callback (memo_on_get) hands over the copy, renamed to
+ *     the client's session ID (never stored under it).
  *
  * That needs a session ID in the ClientHello: OpenSSL, BoringSSL and Go send
  * one with a TLS 1.2 ticket (RFC 5077 3.4), and without one the ticket is
  * decrypted as before. TLS 1.3 has no such path: its tickets are decrypted.
  *
- * OpenSSL would store what the get-session callback returns in its cache,
- * where these copies would push out the sessions of clients that resume by ID
- * alone. So the memo's listeners run with SSL_SESS_CACHE_NO_INTERNAL_STORE and
- * memo_on_new stores what OpenSSL would have stored: the new sessions with an
- * ID, which TLS 1.2 has when no ticket is issued and TLS 1.3 (stateless
- * tickets) never has in the cache.
- *
  * The memo's sessions are private copies: the connection that made one goes
- * on using its own, and each resumption gets a copy of the copy. */
+ * on using its own, and each resumption gets a copy of the copy. A connection
+ * that ends badly (a fatal alert, or no close_notify sent) makes OpenSSL mark
+ * its own copy not resumable; memo_on_free_ssl then forgets the session, as
+ * OpenSSL's cache would have. */
 #include "tls_memo.h"
 
 #include <pthread.h>
@@ -40,18 +45,31 @@
 
 #include "keytab.h"
 
-#define MEMO_KEY_LEN   RP_KEYTAB_KEY_LEN     /* the ticket's key name, then its IV */
+#define MEMO_KEY_LEN   RP_KEYTAB_KEY_LEN     /* a ticket's key name and IV; a session ID */
 
+/* The sessions of one listener address, shared by its snapshots. */
+typedef struct memo_store_s  memo_store_t;
+struct memo_store_s {
+    pthread_mutex_t        lock;             /* the tables                            */
+    rp_keytab_t            tickets;          /* key name + IV -> session              */
+    rp_keytab_t            ids;              /* session ID (32 bytes) -> session      */
+    atomic_uint_fast64_t   ticket_hits;      /* tickets resumed from memory           */
+    char                  *address;          /* owned                                 */
+    unsigned               refs;             /* under memo_stores_lock                */
+    memo_store_t          *next;             /* in memo_stores                        */
+};
+
+/* One snapshot's listener: the store, and what its sessions must match.
+ * Values in both tables are sessions no connection uses, kept until time()
+ * passes the session's time + timeout. */
 struct rp_tls_memo_s {
-    pthread_mutex_t        lock;             /* tab                                   */
-    rp_keytab_t            tab;              /* values: sessions no connection uses,
-                                                until time() passes the session's
-                                                time + timeout                       */
-    SSL_CTX               *session_ctx;      /* borrowed: where the session cache is  */
+    memo_store_t          *store;            /* a reference                           */
     unsigned char          sid_ctx[SSL_MAX_SID_CTX_LENGTH];
     unsigned               sid_ctx_len;
-    atomic_uint_fast64_t   hits;
 };
+
+static pthread_mutex_t  memo_stores_lock = PTHREAD_MUTEX_INITIALIZER;
+static memo_store_t    *memo_stores;
 
 /* On an SSL from the ticket key callback to the session lookup. */
 typedef struct {
@@ -73,22 +91,28 @@ memo_stash_free(memo_stash_t *st)
     }
 }
 
+static void memo_forget_bad_session(SSL *ssl);
+
+/* Called by SSL_free() for every SSL (its ex_data go first, before OpenSSL
+ * would clear a bad session from its own cache). */
 static void
-memo_on_free_stash(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+memo_on_free_ssl(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-    (void) parent;
     (void) ad;
     (void) idx;
     (void) argl;
     (void) argp;
     memo_stash_free(ptr);
+    if (parent != NULL) {
+        memo_forget_bad_session(parent);
+    }
 }
 
 static void
 memo_init(void)
 {
     memo_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    memo_stash_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, memo_on_free_stash);
+    memo_stash_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, memo_on_free_ssl);
 }
 
 /* Drops ssl's stash; returns it to the caller (who frees it), or NULL. */
@@ -112,23 +136,85 @@ memo_free_session(void *sess)
     SSL_SESSION_free(sess);
 }
 
+/* The store of address, with a new reference: the one its earlier snapshots
+ * use, or a new one. */
+static memo_store_t *
+memo_store_acquire(const char *address, unsigned capacity)
+{
+    memo_store_t  *st;
+
+    pthread_mutex_lock(&memo_stores_lock);
+    for (st = memo_stores; st != NULL; st = st->next) {
+        if (strcmp(st->address, address) == 0) {
+            st->refs++;
+            pthread_mutex_lock(&st->lock);
+            st->tickets.capacity = st->ids.capacity = capacity > 0 ? capacity : 1;
+            pthread_mutex_unlock(&st->lock);          /* the newest size holds */
+            pthread_mutex_unlock(&memo_stores_lock);
+            return st;
+        }
+    }
+    st = rp_xalloc(sizeof(memo_store_t));
+    pthread_mutex_init(&st->lock, NULL);
+    rp_keytab_init(&st->tickets, capacity, memo_free_session);
+    rp_keytab_init(&st->ids, capacity, memo_free_session);
+    st->address = rp_xstrdup(address);
+    st->refs = 1;
+    st->next = memo_stores;
+    memo_stores = st;
+    pthread_mutex_unlock(&memo_stores_lock);
+    return st;
+}
+
+static void
+memo_store_release(memo_store_t *st)
+{
+    memo_store_t  **pp;
+
+    pthread_mutex_lock(&memo_stores_lock);
+    if (--st->refs > 0) {
+        pthread_mutex_unlock(&memo_stores_lock);
+        return;
+    }
+    for (pp = &memo_stores; *pp != st; pp = &(*pp)->next) {
+        /* find the link to st */
+    }
+    *pp = st->next;
+    pthread_mutex_unlock(&memo_stores_lock);
+    rp_keytab_destroy(&st->tickets);
+    rp_keytab_destroy(&st->ids);
+    pthread_mutex_destroy(&st->lock);
+    free(st->address);
+    free(st);
+}
+
 rp_tls_memo_t *
-rp_tls_memo_new(unsigned capacity, const unsigned char *sid_ctx, unsigned sid_ctx_len)
+rp_tls_memo_new(const char *address, unsigned capacity, const unsigned char *sid_ctx,
+                unsigned sid_ctx_len)
 {
     rp_tls_memo_t  *m;
 
     pthread_once(&memo_once, memo_init);
     m = rp_xalloc(sizeof(rp_tls_memo_t));
-    pthread_mutex_init(&m->lock, NULL);
-    rp_keytab_init(&m->tab, capacity, memo_free_session);
+    m->store = memo_store_acquire(address, capacity);
     m->sid_ctx_len = sid_ctx_len < sizeof(m->sid_ctx) ? sid_ctx_len : sizeof(m->sid_ctx);
     memcpy(m->sid_ctx, sid_ctx, m->sid_ctx_len);
     return m;
 }
 
-/* Keeps a copy of sess under key, when it belongs to this listener. */
+void
+rp_tls_memo_free(rp_tls_memo_t *m)
+{
+    if (m != NULL) {
+        memo_store_release(m->store);
+        free(m);
+    }
+}
+
+/* Keeps a copy of sess in tab under key, when it belongs to m's listener. */
 static void
-memo_put(rp_tls_memo_t *m, const unsigned char *key, const SSL_SESSION *sess)
+memo_put(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key,
+         const SSL_SESSION *sess)
 {
     const unsigned char  *sid_ctx;
     unsigned int          len;
@@ -140,25 +226,30 @@ memo_put(rp_tls_memo_t *m, const unsigned char *key, const SSL_SESSION *sess)
         || expires <= (long) time(NULL) || (copy = SSL_SESSION_dup(sess)) == NULL) {
         return;                              /* another listener's, stale, or OOM */
     }
-    pthread_mutex_lock(&m->lock);
-    rp_keytab_put(&m->tab, key, (double) expires, copy);
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_lock(&m->store->lock);
+    rp_keytab_put(tab, key, (double) expires, copy);
+    pthread_mutex_unlock(&m->store->lock);
 }
 
-/* A copy of the session under key that ssl can resume, or NULL. */
+/* A copy of the session under key in tab that ssl can resume, or NULL. */
 static SSL_SESSION *
-memo_get(rp_tls_memo_t *m, const unsigned char *key, SSL *ssl)
+memo_get(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key, SSL *ssl)
 {
-    rp_keytab_entry_t  *e;
-    SSL_SESSION        *held = NULL, *copy;
+    rp_keytab_entry_t    *e;
+    SSL_SESSION          *held = NULL, *copy;
+    const unsigned char  *sid_ctx;
+    unsigned int          len;
 
-    pthread_mutex_lock(&m->lock);
-    e = rp_keytab_get(&m->tab, key, (double) time(NULL));
+    pthread_mutex_lock(&m->store->lock);
+    e = rp_keytab_get(tab, key, (double) time(NULL));
     if (e != NULL && SSL_SESSION_get_protocol_version(e->val) == SSL_version(ssl)) {
-        held = e->val;
-        SSL_SESSION_up_ref(held);            /* eviction cannot free it under us */
+        sid_ctx = SSL_SESSION_get0_id_context(e->val, &len);
+        if (len == m->sid_ctx_len && memcmp(sid_ctx, m->sid_ctx, len) == 0) {
+            held = e->val;                   /* not another certificate set's */
+            SSL_SESSION_up_ref(held);        /* eviction cannot free it under us */
+        }
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->store->lock);
     if (held == NULL) {
         return NULL;
     }
@@ -168,23 +259,13 @@ memo_get(rp_tls_memo_t *m, const unsigned char *key, SSL *ssl)
 }
 
 void
-rp_tls_memo_free(rp_tls_memo_t *m)
+rp_tls_memo_stats(rp_tls_memo_t *m, rp_tls_memo_stats_t *st)
 {
-    if (m == NULL) {
-        return;
-    }
-    rp_keytab_destroy(&m->tab);
-    pthread_mutex_destroy(&m->lock);
-    free(m);
-}
-
-void
-rp_tls_memo_stats(rp_tls_memo_t *m, uint64_t *hits, uint64_t *entries)
-{
-    *hits = atomic_load(&m->hits);
-    pthread_mutex_lock(&m->lock);
-    *entries = m->tab.n;
-    pthread_mutex_unlock(&m->lock);
+    st->ticket_hits = atomic_load(&m->store->ticket_hits);
+    pthread_mutex_lock(&m->store->lock);
+    st->tickets = m->store->tickets.n;
+    st->ids = m->store->ids.n;
+    pthread_mutex_unlock(&m->store->lock);
 }
 
 
@@ -203,8 +284,8 @@ memo_on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     (void) arg;
     switch (status) {
     case SSL_TICKET_SUCCESS:
-        if (st != NULL && sess != NULL) {
-            memo_put(st->memo, st->key, sess);   /* the next time, from memory */
+        if (st != NULL && sess != NULL) {        /* the next time, from memory */
+            memo_put(st->memo, &st->memo->store->tickets, st->key, sess);
         }
         memo_stash_free(memo_unstash(ssl));
         return SSL_TICKET_RETURN_USE;
@@ -220,49 +301,87 @@ memo_on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     }
 }
 
-/* SSL_CTX_sess_set_get_cb(): the session ID the client offered, not in the
- * session cache. Only a stashed copy answers; the reference goes to OpenSSL. */
+/* SSL_CTX_sess_set_get_cb(): the session ID the client offered (or a TLS
+ * 1.3 stateful ticket). A stashed ticket's copy answers first; the reference
+ * goes to OpenSSL. */
 static SSL_SESSION *
 memo_on_get(SSL *ssl, const unsigned char *id, int len, int *copy)
 {
-    memo_stash_t  *st = memo_unstash(ssl);
-    SSL_SESSION   *sess = NULL;
+    rp_tls_memo_t  *m = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), memo_ctx_idx);
+    memo_stash_t   *st = memo_unstash(ssl);
+    SSL_SESSION    *sess = NULL;
 
     *copy = 0;
     if (st != NULL && st->sess != NULL && len > 0
         && SSL_SESSION_set1_id(st->sess, id, (unsigned int) len) == 1) {
         sess = st->sess;
         st->sess = NULL;
-        atomic_fetch_add(&st->memo->hits, 1);
+        atomic_fetch_add(&st->memo->store->ticket_hits, 1);
+    } else if (m != NULL && len == MEMO_KEY_LEN) {
+        sess = memo_get(m, &m->store->ids, id, ssl);
     }
     memo_stash_free(st);
     return sess;
 }
 
-/* SSL_CTX_sess_set_new_cb(): stores in the session cache what OpenSSL would
- * have stored without SSL_SESS_CACHE_NO_INTERNAL_STORE (OpenSSL calls it only
- * for sessions with an ID). Returns 0: the caller keeps its reference. */
+/* SSL_CTX_sess_set_new_cb(): a new session with an ID. Kept by its ID when
+ * it can be resumed by it: TLS 1.2 without a ticket, TLS 1.3 stateful
+ * tickets (a stateless TLS 1.3 ticket's session has an ID no one sends).
+ * Returns 0: the caller keeps its reference. */
 static int
 memo_on_new(SSL *ssl, SSL_SESSION *sess)
 {
-    rp_tls_memo_t  *m = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), memo_ctx_idx);
+    rp_tls_memo_t        *m = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), memo_ctx_idx);
+    const unsigned char  *id;
+    unsigned int          len;
 
-    if (m != NULL && SSL_version(ssl) != TLS1_3_VERSION) {
-        SSL_CTX_add_session(m->session_ctx, sess);
+    id = SSL_SESSION_get_id(sess, &len);
+    if (m != NULL && len == MEMO_KEY_LEN
+        && (SSL_version(ssl) != TLS1_3_VERSION || (SSL_get_options(ssl) & SSL_OP_NO_TICKET))) {
+        memo_put(m, &m->store->ids, id, sess);
     }
     return 0;
 }
 
-void
-rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, SSL_CTX *session_ctx)
+/* What OpenSSL's cache does when an SSL is freed after its handshake without
+ * a close_notify sent, or after a fatal alert (its session then says it is
+ * not resumable): the session is forgotten. */
+static void
+memo_forget_bad_session(SSL *ssl)
 {
-    m->session_ctx = session_ctx;
+    SSL_CTX              *ctx = SSL_get_SSL_CTX(ssl);
+    rp_tls_memo_t        *m = ctx != NULL ? SSL_CTX_get_ex_data(ctx, memo_ctx_idx) : NULL;
+    SSL_SESSION          *sess = SSL_get0_session(ssl);
+    const unsigned char  *id;
+    unsigned int          len;
+
+    if (m == NULL || sess == NULL || !SSL_is_server(ssl)) {
+        return;
+    }
+    id = SSL_SESSION_get_id(sess, &len);
+    if (len != MEMO_KEY_LEN) {
+        return;
+    }
+    if (SSL_SESSION_is_resumable(sess)
+        && ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) || SSL_in_init(ssl)
+            || SSL_in_before(ssl))) {
+        return;
+    }
+    pthread_mutex_lock(&m->store->lock);
+    rp_keytab_remove(&m->store->ids, id);
+    pthread_mutex_unlock(&m->store->lock);
+}
+
+void
+rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, int tickets)
+{
     SSL_CTX_set_ex_data(ctx, memo_ctx_idx, m);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_CTX_get_session_cache_mode(ctx)
-                                        | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(ctx, memo_on_new);
     SSL_CTX_sess_set_get_cb(ctx, memo_on_get);
-    SSL_CTX_set_session_ticket_cb(ctx, NULL, memo_on_ticket, NULL);
+    if (tickets) {
+        SSL_CTX_set_session_ticket_cb(ctx, NULL, memo_on_ticket, NULL);
+    }
 }
 
 void
@@ -277,7 +396,7 @@ rp_tls_memo_issued(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
     }
     memcpy(key, name, 16);
     memcpy(key + 16, iv, 16);
-    memo_put(m, key, sess);
+    memo_put(m, &m->store->tickets, key, sess);
 }
 
 int
@@ -299,6 +418,6 @@ rp_tls_memo_recall(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
     if (SSL_client_hello_get0_session_id(ssl, NULL) == 0) {
         return 0;                            /* no ID to resume by: decrypt */
     }
-    st->sess = memo_get(m, st->key, ssl);
+    st->sess = memo_get(m, &m->store->tickets, st->key, ssl);
     return st->sess != NULL;
 }

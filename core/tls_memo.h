@@ -1,9 +1,11 @@
-/* tls_memo.h: TLS 1.2 tickets resumed from memory. A listener with both
- * tickets and the session cache keeps the session behind each ticket it issues
- * (or reads), keyed by the ticket's key name and IV, and resumes that ticket
- * from the copy instead of decoding the session out of it: with a client
- * certificate in the session, OpenSSL 3.0's decoding costs three times the
- * rest of a resumed handshake (docs/tls.md, "Tickets resumed from memory"). */
+/* tls_memo.h: a listener's TLS sessions, kept by rproxy rather than in
+ * OpenSSL's per-SSL_CTX cache, so that they outlive a reload: the snapshots
+ * of one listener address share them. Sessions resumed by ID (and TLS 1.3
+ * stateful tickets), and the session behind each TLS 1.2 ticket the listener
+ * issues or reads, which is then resumed from memory instead of being decoded
+ * out of the ticket: with a client certificate in the session, OpenSSL 3.0's
+ * decoding costs three times the rest of a resumed handshake (docs/tls.md,
+ * "The session cache and tickets"). */
 #ifndef RP_TLS_MEMO_H
 #define RP_TLS_MEMO_H
 
@@ -13,16 +15,22 @@
 
 typedef struct rp_tls_memo_s  rp_tls_memo_t;
 
-/* A memo of at most capacity sessions of the listener whose session ID
- * context is sid_ctx (copied): a ticket of another one is decrypted. */
-rp_tls_memo_t *rp_tls_memo_new(unsigned capacity, const unsigned char *sid_ctx,
-                               unsigned sid_ctx_len);
+typedef struct {
+    uint64_t  ticket_hits;     /* TLS 1.2 tickets resumed from memory          */
+    uint64_t  tickets;         /* sessions held for tickets now                */
+    uint64_t  ids;             /* sessions held by their ID now                */
+} rp_tls_memo_stats_t;
+
+/* The sessions of the listener at address (shared with its other snapshots:
+ * the newest capacity holds), as the snapshot whose session ID context is
+ * sid_ctx (copied) sees them: another context's sessions are not resumed. */
+rp_tls_memo_t *rp_tls_memo_new(const char *address, unsigned capacity,
+                               const unsigned char *sid_ctx, unsigned sid_ctx_len);
 void rp_tls_memo_free(rp_tls_memo_t *m);
 
-/* Serves ctx's sessions from m (every SSL_CTX of the listener: SNI may swap
- * one in). session_ctx is the listener's own SSL_CTX, where OpenSSL keeps
- * the session cache; borrowed, it must outlive m's use. */
-void rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, SSL_CTX *session_ctx);
+/* Serves ctx's sessions from m, in place of OpenSSL's cache (every SSL_CTX
+ * of the listener: SNI may swap one in); tickets: also the ticket memo. */
+void rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, int tickets);
 
 /* From the ticket key callback, encrypting: remembers ssl's session under
  * the new ticket's key name and IV (16 bytes each). TLS 1.2 only. */
@@ -36,7 +44,6 @@ void rp_tls_memo_issued(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
 int rp_tls_memo_recall(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
                        const unsigned char *iv);
 
-/* Tickets resumed from memory, and sessions held now. */
-void rp_tls_memo_stats(rp_tls_memo_t *m, uint64_t *hits, uint64_t *entries);
+void rp_tls_memo_stats(rp_tls_memo_t *m, rp_tls_memo_stats_t *st);
 
 #endif

@@ -2,10 +2,12 @@
 again; a reload whose files are broken is refused with FILE:LINE and the
 running configuration goes on serving; random ticket keys are shared by the
 configurations of one listener address, so tickets made before a reload are
-still resumed after it."""
+still resumed after it, and so is the session cache."""
 
 import signal
 import ssl
+
+import pytest
 
 from tlsutil import client_ctx, config, https_get, pki, tls_table, wait_for  # noqa: F401
 
@@ -67,6 +69,26 @@ def test_tickets_survive_reload(backend, rproxy, pki):
     r, info2 = https_get(p.port, ctx, sni="localhost", session=info["session"])
     assert r.status == 200
     assert info2["session_reused"], "a ticket from before the reload was not resumed"
+
+
+@pytest.mark.parametrize("maxv", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=["tls12", "tls13"])
+def test_session_cache_survives_reload(backend, rproxy, pki, maxv):
+    """tickets = false: TLS 1.2 resumes by session ID, TLS 1.3 by stateful
+    tickets, both found in the session cache, which the listener's snapshots
+    share (docs/tls.md): a reload does not empty it."""
+    be, p = start(backend, rproxy, pki, "tickets = false")
+    ctx = client_ctx(pki, maxv=maxv)
+    r, info = https_get(p.port, ctx, sni="localhost")
+    assert r.status == 200 and info["session"] is not None
+    reload_with(p, '"X-Forwarded-For"', '"X-Forwarded-For", "X-SSL-Protocol"', "validated")
+    assert wait_for(lambda: https_get(p.port, ctx, sni="localhost")[0] is not None
+                    and be.requests[-1].header("X-SSL-Protocol") is not None, timeout=5), \
+        "the new configuration never served"
+    r, info2 = https_get(p.port, ctx, sni="localhost", session=info["session"])
+    assert r.status == 200
+    assert info2["session_reused"], "a session from before the reload was not resumed"
+    assert be.requests[-1].header("X-SSL-Protocol") is not None   # the new snapshot served it
 
 
 def test_repeated_reloads_swap_certificates(backend, rproxy, pki):

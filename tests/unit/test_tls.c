@@ -598,7 +598,8 @@ test_sni_resumption(void **state)
     SSL_SESSION_free(sess);
 
     assert_true(connect_to(t, noticket, "a.example.com", NULL, NULL, &sess, &reused));
-    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 1);
     assert_true(connect_to(t, noticket, "a.example.com", sess, NULL, NULL, &reused));
     assert_true(reused);
     SSL_SESSION_free(sess);
@@ -793,14 +794,36 @@ test_resume_cache(void **state)
     SSL_CTX      *c12 = client_ctx(0, TLS1_2_VERSION, NULL), *c13 = client_ctx(TLS1_3_VERSION,
                                                                                 0, NULL);
 
+    rp_config_t  *reloaded;
+    SSL_SESSION  *sess = NULL;
+    SSL          *s;
+    int           reused;
+
     assert_true(resumes(server_of(conf), server_of(conf), c12));
     assert_true(resumes(server_of(conf), server_of(conf), c13));
     assert_false(resumes(server_of(none), server_of(none), c12));
     assert_false(resumes(server_of(none), server_of(none), c13));
+    rp_config_unref(none);
+
+    /* the cache outlives a reload: the listener's snapshots share it */
+    reloaded = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', tickets = false", NULL);
+    assert_true(resumes(server_of(conf), server_of(reloaded), c12));
+    assert_true(resumes(server_of(conf), server_of(reloaded), c13));
+    rp_config_unref(conf);
+
+    /* a connection freed after its handshake without close_notify takes its
+     * session out of the cache, as OpenSSL's own cache did */
+    assert_true(connect_to(server_of(reloaded), c12, "localhost", NULL, NULL, &sess, &reused));
+    assert_true(connect_to(server_of(reloaded), c12, "localhost", sess, &s, NULL, &reused));
+    assert_true(reused);
+    SSL_free(s);                             /* no rp_tls_shutdown() */
+    assert_true(connect_to(server_of(reloaded), c12, "localhost", sess, NULL, NULL, &reused));
+    assert_false(reused);
+    SSL_SESSION_free(sess);
+
     SSL_CTX_free(c12);
     SSL_CTX_free(c13);
-    rp_config_unref(conf);
-    rp_config_unref(none);
+    rp_config_unref(reloaded);
 }
 
 static void
@@ -894,34 +917,49 @@ test_ticket_memo(void **state)
     }
     rp_tls_server_stats(t, &st);
     assert_int_equal(st.ticket_memo_hits, 3);
-    assert_int_equal(SSL_CTX_sess_number(t->ctx), 0);
+    assert_int_equal(st.sessions, 0);
 
-    /* a reloaded snapshot decrypts the ticket once, then has it in memory */
+    /* a reloaded snapshot shares the memory: no decoding after a reload */
     reloaded = must_load(tls, NULL);
+    assert_ptr_not_equal(server_of(reloaded), t);
     assert_true(resumes_with_cert(server_of(reloaded), c12, sess));
     rp_tls_server_stats(server_of(reloaded), &st);
-    assert_int_equal(st.ticket_memo_hits, 0);
+    assert_int_equal(st.ticket_memo_hits, 4);
     assert_int_equal(st.ticket_memo_entries, 1);
-    assert_true(resumes_with_cert(server_of(reloaded), c12, sess));
-    rp_tls_server_stats(server_of(reloaded), &st);
-    assert_int_equal(st.ticket_memo_hits, 1);
     rp_config_unref(reloaded);
     SSL_SESSION_free(sess);
 
-    /* a client without tickets still resumes by session ID: the cache keeps
-     * what OpenSSL would have kept */
+    /* a client without tickets still resumes by session ID */
     SSL_CTX_set_options(noticket, SSL_OP_NO_TICKET);
     assert_true(connect_to(t, noticket, "localhost", NULL, NULL, &sess, &reused));
-    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 1);
     assert_true(resumes_with_cert(t, noticket, sess));
     SSL_SESSION_free(sess);
 
-    /* TLS 1.3 tickets are decrypted */
+    /* TLS 1.3 tickets are decrypted, and their sessions are not kept */
     assert_true(resumes(t, t, c13));
     rp_tls_server_stats(t, &st);
-    assert_int_equal(st.ticket_memo_hits, 3);
+    assert_int_equal(st.ticket_memo_hits, 4);
     assert_int_equal(st.ticket_memo_entries, 1);
-    assert_int_equal(SSL_CTX_sess_number(t->ctx), 1);
+    assert_int_equal(st.sessions, 1);
+    rp_config_unref(conf);
+
+    /* a ticket another listener made (one key file) is decrypted once, then
+     * resumed from memory */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', ticket_key_file = 'ticket.key'",
+                     "rproxy.listen { address = '127.0.0.1:18447', tls = { cert = 'srv_rsa.crt',"
+                     " key = 'srv_rsa.key', ticket_key_file = 'ticket.key' } }");
+    assert_true(connect_to(server_of(conf), c12, "localhost", NULL, NULL, &sess, NULL));
+    for (i = 0; i < 2; i++) {
+        assert_true(connect_to(conf->listeners[1].tls_server, c12, "localhost", sess, NULL, NULL,
+                               &reused));
+        assert_true(reused);
+        rp_tls_server_stats(conf->listeners[1].tls_server, &st);
+        assert_int_equal(st.ticket_memo_hits, (uint64_t) i);
+        assert_int_equal(st.ticket_memo_entries, 1);
+    }
+    SSL_SESSION_free(sess);
     rp_config_unref(conf);
 
     /* a session past its timeout is not resumed, from memory or not */
