@@ -56,19 +56,25 @@ def test_reload_serves_new_certificate(backend, rproxy, pki):
     assert wait_for(lambda: peer_der(p, pki) == pki.der("ecdsa"), timeout=5), p.stderr()[-2000:]
 
 
-def test_tickets_survive_reload(backend, rproxy, pki):
-    be, p = start(backend, rproxy, pki, "session_cache = false")
-    ctx = client_ctx(pki, maxv=ssl.TLSVersion.TLSv1_2)
+def resumed_after_reload(be, p, ctx):
+    """A session made before a reload (same certificates, so the same session
+    id context; another x_headers), offered after it: whether it was reused."""
     r, info = https_get(p.port, ctx, sni="localhost")
     assert r.status == 200 and info["session"] is not None
-    # same certificates (so the same session id context), another x_headers
     reload_with(p, '"X-Forwarded-For"', '"X-Forwarded-For", "X-SSL-Protocol"', "validated")
     assert wait_for(lambda: https_get(p.port, ctx, sni="localhost")[0] is not None
                     and be.requests[-1].header("X-SSL-Protocol") is not None, timeout=5), \
         "the new configuration never served"
     r, info2 = https_get(p.port, ctx, sni="localhost", session=info["session"])
     assert r.status == 200
-    assert info2["session_reused"], "a ticket from before the reload was not resumed"
+    assert be.requests[-1].header("X-SSL-Protocol") is not None   # the new snapshot served it
+    return info2["session_reused"]
+
+
+def test_tickets_survive_reload(backend, rproxy, pki):
+    be, p = start(backend, rproxy, pki, "session_cache = false")
+    assert resumed_after_reload(be, p, client_ctx(pki, maxv=ssl.TLSVersion.TLSv1_2)), \
+        "a ticket from before the reload was not resumed"
 
 
 @pytest.mark.parametrize("maxv", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
@@ -78,17 +84,8 @@ def test_session_cache_survives_reload(backend, rproxy, pki, maxv):
     tickets, both found in the session cache, which the listener's snapshots
     share (docs/tls.md): a reload does not empty it."""
     be, p = start(backend, rproxy, pki, "tickets = false")
-    ctx = client_ctx(pki, maxv=maxv)
-    r, info = https_get(p.port, ctx, sni="localhost")
-    assert r.status == 200 and info["session"] is not None
-    reload_with(p, '"X-Forwarded-For"', '"X-Forwarded-For", "X-SSL-Protocol"', "validated")
-    assert wait_for(lambda: https_get(p.port, ctx, sni="localhost")[0] is not None
-                    and be.requests[-1].header("X-SSL-Protocol") is not None, timeout=5), \
-        "the new configuration never served"
-    r, info2 = https_get(p.port, ctx, sni="localhost", session=info["session"])
-    assert r.status == 200
-    assert info2["session_reused"], "a session from before the reload was not resumed"
-    assert be.requests[-1].header("X-SSL-Protocol") is not None   # the new snapshot served it
+    assert resumed_after_reload(be, p, client_ctx(pki, maxv=maxv)), \
+        "a session from before the reload was not resumed"
 
 
 def test_repeated_reloads_swap_certificates(backend, rproxy, pki):
