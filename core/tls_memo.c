@@ -218,7 +218,8 @@ memo_put(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key,
 {
     const unsigned char  *sid_ctx;
     unsigned int          len;
-    long                  expires = SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess);
+    /* OpenSSL resumes while time() - time <= timeout (whole seconds) */
+    long                  expires = SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess) + 1;
     SSL_SESSION          *copy;
 
     sid_ctx = SSL_SESSION_get0_id_context(sess, &len);

@@ -805,10 +805,15 @@ test_resume_cache(void **state)
     assert_false(resumes(server_of(none), server_of(none), c13));
     rp_config_unref(none);
 
-    /* the cache outlives a reload: the listener's snapshots share it */
+    /* the cache outlives a reload: the listener's snapshots share it... */
     reloaded = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', tickets = false", NULL);
     assert_true(resumes(server_of(conf), server_of(reloaded), c12));
     assert_true(resumes(server_of(conf), server_of(reloaded), c13));
+    /* ...but a snapshot with other certificates resumes none of its sessions */
+    none = must_load("cert = 'vhost.crt', key = 'vhost.key', tickets = false", NULL);
+    assert_false(resumes(server_of(conf), server_of(none), c12));
+    assert_false(resumes(server_of(conf), server_of(none), c13));
+    rp_config_unref(none);
     rp_config_unref(conf);
 
     /* a connection freed after its handshake without close_notify takes its
