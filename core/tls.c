@@ -1000,8 +1000,8 @@ tls_server_ctx_new(rp_tls_server_t *t, const rp_tls_certset_t *cs, char *err, si
     }
     SSL_CTX_set_session_id_context(ctx, t->sid_ctx, sizeof(t->sid_ctx));
     SSL_CTX_set_timeout(ctx, (long) tc->session_timeout);
-    if (tc->session_cache) {
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  /* tls_memo.c keeps them */
+    if (t->memo != NULL) {
+        rp_tls_memo_install(t->memo, ctx, tc->tickets);     /* rproxy keeps the sessions */
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
@@ -1179,9 +1179,6 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
     if (t->ctx == NULL) {
         goto fail;
     }
-    if (t->memo != NULL) {
-        rp_tls_memo_install(t->memo, t->ctx, t->tc->tickets);
-    }
     for (i = 0; i < conf->nvhosts; i++) {
         v = &conf->vhosts[i];
         if (v->ntls_certs == 0) {
@@ -1201,9 +1198,6 @@ rp_tls_server_new(const rp_config_t *conf, const rp_listen_conf_t *lc, char *err
         if (t->sni[t->nsni].ctx == NULL) {
             tls_errf(err, errlen, "vhost '%s': %s", v->name, why);
             goto fail;
-        }
-        if (t->memo != NULL) {
-            rp_tls_memo_install(t->memo, t->sni[t->nsni].ctx, t->tc->tickets);
         }
         t->nsni++;
     }

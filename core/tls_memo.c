@@ -211,20 +211,28 @@ rp_tls_memo_free(rp_tls_memo_t *m)
     }
 }
 
+/* Whether sess was made under m's session ID context (not under another
+ * certificate set of the listener's address). */
+static int
+memo_owns(const rp_tls_memo_t *m, const SSL_SESSION *sess)
+{
+    unsigned int          len;
+    const unsigned char  *sid_ctx = SSL_SESSION_get0_id_context(sess, &len);
+
+    return len == m->sid_ctx_len && memcmp(sid_ctx, m->sid_ctx, len) == 0;
+}
+
 /* Keeps a copy of sess in tab under key, when it belongs to m's listener. */
 static void
 memo_put(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key,
          const SSL_SESSION *sess)
 {
-    const unsigned char  *sid_ctx;
-    unsigned int          len;
     /* OpenSSL resumes while time() - time <= timeout (whole seconds) */
-    long                  expires = SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess) + 1;
-    SSL_SESSION          *copy;
+    long          expires = SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess) + 1;
+    SSL_SESSION  *copy;
 
-    sid_ctx = SSL_SESSION_get0_id_context(sess, &len);
-    if (len != m->sid_ctx_len || memcmp(sid_ctx, m->sid_ctx, len) != 0
-        || expires <= (long) time(NULL) || (copy = SSL_SESSION_dup(sess)) == NULL) {
+    if (!memo_owns(m, sess) || expires <= (long) time(NULL)
+        || (copy = SSL_SESSION_dup(sess)) == NULL) {
         return;                              /* another listener's, stale, or OOM */
     }
     pthread_mutex_lock(&m->store->lock);
@@ -236,19 +244,15 @@ memo_put(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key,
 static SSL_SESSION *
 memo_get(rp_tls_memo_t *m, rp_keytab_t *tab, const unsigned char *key, SSL *ssl)
 {
-    rp_keytab_entry_t    *e;
-    SSL_SESSION          *held = NULL, *copy;
-    const unsigned char  *sid_ctx;
-    unsigned int          len;
+    rp_keytab_entry_t  *e;
+    SSL_SESSION        *held = NULL, *copy;
 
     pthread_mutex_lock(&m->store->lock);
     e = rp_keytab_get(tab, key, (double) time(NULL));
-    if (e != NULL && SSL_SESSION_get_protocol_version(e->val) == SSL_version(ssl)) {
-        sid_ctx = SSL_SESSION_get0_id_context(e->val, &len);
-        if (len == m->sid_ctx_len && memcmp(sid_ctx, m->sid_ctx, len) == 0) {
-            held = e->val;                   /* not another certificate set's */
-            SSL_SESSION_up_ref(held);        /* eviction cannot free it under us */
-        }
+    if (e != NULL && SSL_SESSION_get_protocol_version(e->val) == SSL_version(ssl)
+        && memo_owns(m, e->val)) {
+        held = e->val;
+        SSL_SESSION_up_ref(held);            /* eviction cannot free it under us */
     }
     pthread_mutex_unlock(&m->store->lock);
     if (held == NULL) {
