@@ -119,6 +119,8 @@ typedef struct {
     unsigned             session_cache_size; /* sessions; default 20480           */
     double               session_timeout;    /* s; cache and tickets; default 300 */
     int                  tickets;            /* RFC 5077 tickets; default 1       */
+    int                  tickets_stateless;  /* "stateless": even while the cache
+                                                has room; default 0               */
     char                *ticket_key_file;    /* owned; NULL: random keys, rotated */
     double               ticket_rotate;      /* s; default 3600                   */
     int                  cert_cache;         /* verified client certs; default 1  */

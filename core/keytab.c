@@ -113,6 +113,15 @@ rp_keytab_remove(rp_keytab_t *t, const unsigned char *key)
     }
 }
 
+int
+rp_keytab_has_room(rp_keytab_t *t, double now)
+{
+    while (t->oldest != NULL && t->oldest->expires <= now) {
+        keytab_remove(t, t->oldest);
+    }
+    return t->n < t->capacity;
+}
+
 void
 rp_keytab_put(rp_keytab_t *t, const unsigned char *key, double expires, void *val)
 {

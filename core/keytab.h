@@ -40,6 +40,11 @@ rp_keytab_entry_t *rp_keytab_get(rp_keytab_t *t, const unsigned char *key, doubl
 /* Drops key's entry, if there is one. */
 void rp_keytab_remove(rp_keytab_t *t, const unsigned char *key);
 
+/* Whether an entry can be added without pushing out a live one, after the
+ * oldest entries that expired by now are dropped (entries are put with one
+ * lifetime, so the oldest expire first). */
+int rp_keytab_has_room(rp_keytab_t *t, double now);
+
 /* Adds key, or replaces its entry, making it the newest. */
 void rp_keytab_put(rp_keytab_t *t, const unsigned char *key, double expires, void *val);
 

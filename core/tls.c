@@ -959,6 +959,21 @@ tls_set_protocols(SSL_CTX *ctx, unsigned protos, char *err, size_t errlen)
     return RP_OK;
 }
 
+/* Keys from a file make tickets that other instances read: always made.
+ * Random keys make tickets no one else can read, so a new session is kept
+ * by the cache while it has room, and a ticket is made only beyond. */
+static rp_tls_memo_mode_e
+tls_memo_mode(const rp_tls_conf_t *tc)
+{
+    if (!tc->tickets) {
+        return RP_MEMO_IDS;
+    }
+    if (tc->ticket_key_file != NULL || tc->tickets_stateless) {
+        return RP_MEMO_TICKETS;
+    }
+    return RP_MEMO_IDS_FIRST;
+}
+
 /* One SSL_CTX of the listener, serving cs: every vhost ctx gets the same
  * settings, since SNI may swap it in before they are used. */
 static SSL_CTX *
@@ -1000,8 +1015,8 @@ tls_server_ctx_new(rp_tls_server_t *t, const rp_tls_certset_t *cs, char *err, si
     }
     SSL_CTX_set_session_id_context(ctx, t->sid_ctx, sizeof(t->sid_ctx));
     SSL_CTX_set_timeout(ctx, (long) tc->session_timeout);
-    if (t->memo != NULL) {
-        rp_tls_memo_install(t->memo, ctx, tc->tickets);     /* rproxy keeps the sessions */
+    if (t->memo != NULL) {                                  /* rproxy keeps the sessions */
+        rp_tls_memo_install(t->memo, ctx, tls_memo_mode(tc));
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
@@ -1296,6 +1311,7 @@ rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st)
     st->ticket_memo_hits = ms.ticket_hits;
     st->ticket_memo_entries = ms.tickets;
     st->sessions = ms.ids;
+    st->tickets_cache_full = ms.cache_full;
     pthread_mutex_lock(&t->verify_lock);
     st->cert_cache_entries = t->cc.n;
     pthread_mutex_unlock(&t->verify_lock);

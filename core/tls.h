@@ -59,6 +59,8 @@ typedef struct {
     uint64_t  ticket_memo_hits;     /* TLS 1.2 tickets resumed from memory          */
     uint64_t  ticket_memo_entries;  /* sessions held for tickets now                */
     uint64_t  sessions;             /* sessions held by their ID now (the cache)    */
+    uint64_t  tickets_cache_full;   /* handshakes left to stateless tickets, the
+                                       cache being full (random ticket keys)       */
 } rp_tls_stats_t;
 
 void rp_tls_server_stats(rp_tls_server_t *t, rp_tls_stats_t *st);

@@ -54,6 +54,8 @@ struct memo_store_s {
     rp_keytab_t            tickets;          /* key name + IV -> session              */
     rp_keytab_t            ids;              /* session ID (32 bytes) -> session      */
     atomic_uint_fast64_t   ticket_hits;      /* tickets resumed from memory           */
+    atomic_uint_fast64_t   cache_full;       /* RP_MEMO_IDS_FIRST: ClientHellos left
+                                                to tickets, the cache being full      */
     char                  *address;          /* owned                                 */
     unsigned               refs;             /* under memo_stores_lock                */
     memo_store_t          *next;             /* in memo_stores                        */
@@ -267,6 +269,7 @@ void
 rp_tls_memo_stats(rp_tls_memo_t *m, rp_tls_memo_stats_t *st)
 {
     st->ticket_hits = atomic_load(&m->store->ticket_hits);
+    st->cache_full = atomic_load(&m->store->cache_full);
     pthread_mutex_lock(&m->store->lock);
     st->tickets = m->store->tickets.n;
     st->ids = m->store->ids.n;
@@ -377,15 +380,87 @@ memo_forget_bad_session(SSL *ssl)
     pthread_mutex_unlock(&m->store->lock);
 }
 
+/* What resumption a ClientHello offers, as far as the choice below goes. */
+typedef enum {
+    MEMO_OFFERS_NOTHING,      /* a new session, or a TLS 1.2 session ID       */
+    MEMO_OFFERS_TICKET,       /* a stateless ticket: only tickets resume it   */
+    MEMO_OFFERS_STATEFUL      /* a TLS 1.3 stateful ticket: only the cache    */
+} memo_offer_e;
+
+/* A TLS 1.2 SessionTicket extension with a ticket in it, or a TLS 1.3
+ * pre_shared_key, whose first identity is a stateful ticket when it is as
+ * long as a session ID (OpenSSL's are the session's 32-byte ID; a stateless
+ * ticket holds a whole encrypted session). */
+static memo_offer_e
+memo_hello_offers(SSL *ssl)
+{
+    const unsigned char  *p;
+    size_t                len;
+
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1 && len >= 4) {
+        /* identities<7..2^16-1>: the list's length, then the first identity's */
+        return ((size_t) p[2] << 8 | p[3]) == MEMO_KEY_LEN ? MEMO_OFFERS_STATEFUL
+                                                           : MEMO_OFFERS_TICKET;
+    }
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 && len > 0) {
+        return MEMO_OFFERS_TICKET;
+    }
+    return MEMO_OFFERS_NOTHING;
+}
+
+/* Whether the cache takes the session of a ClientHello that offers no
+ * ticket: it holds the session whose ID is offered (TLS 1.2), or it has room
+ * for a new one. */
+static int
+memo_cache_takes(rp_tls_memo_t *m, SSL *ssl)
+{
+    const unsigned char  *id;
+    size_t                len = SSL_client_hello_get0_session_id(ssl, &id);
+    double                now = (double) time(NULL);
+    int                   takes;
+
+    pthread_mutex_lock(&m->store->lock);
+    takes = (len == MEMO_KEY_LEN && rp_keytab_get(&m->store->ids, id, now) != NULL)
+            || rp_keytab_has_room(&m->store->ids, now);
+    pthread_mutex_unlock(&m->store->lock);
+    return takes;
+}
+
+/* SSL_CTX_set_client_hello_cb() of RP_MEMO_IDS_FIRST, before OpenSSL looks
+ * for a session to resume: SSL_OP_NO_TICKET on this SSL when the cache takes
+ * the session (TLS 1.2 then resumes it by ID, TLS 1.3 by a stateful ticket)
+ * or the client resumes by a stateful ticket. Tickets stay on for a client
+ * that brings one, and when the cache is full. */
+static int
+memo_on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+    rp_tls_memo_t  *m = arg;
+    memo_offer_e    offer = memo_hello_offers(ssl);
+
+    (void) alert;
+    if (offer == MEMO_OFFERS_TICKET) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    if (offer == MEMO_OFFERS_NOTHING && !memo_cache_takes(m, ssl)) {
+        atomic_fetch_add(&m->store->cache_full, 1);
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    SSL_set_options(ssl, SSL_OP_NO_TICKET);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 void
-rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, int tickets)
+rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, rp_tls_memo_mode_e mode)
 {
     SSL_CTX_set_ex_data(ctx, memo_ctx_idx, m);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(ctx, memo_on_new);
     SSL_CTX_sess_set_get_cb(ctx, memo_on_get);
-    if (tickets) {
+    if (mode != RP_MEMO_IDS) {
         SSL_CTX_set_session_ticket_cb(ctx, NULL, memo_on_ticket, NULL);
+    }
+    if (mode == RP_MEMO_IDS_FIRST) {
+        SSL_CTX_set_client_hello_cb(ctx, memo_on_client_hello, m);
     }
 }
 

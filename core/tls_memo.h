@@ -17,6 +17,8 @@ typedef struct rp_tls_memo_s  rp_tls_memo_t;
 
 typedef struct {
     uint64_t  ticket_hits;     /* TLS 1.2 tickets resumed from memory          */
+    uint64_t  cache_full;      /* ClientHellos left to tickets, the cache being
+                                  full (RP_MEMO_IDS_FIRST)                     */
     uint64_t  tickets;         /* sessions held for tickets now                */
     uint64_t  ids;             /* sessions held by their ID now                */
 } rp_tls_memo_stats_t;
@@ -28,9 +30,20 @@ rp_tls_memo_t *rp_tls_memo_new(const char *address, unsigned capacity,
                                const unsigned char *sid_ctx, unsigned sid_ctx_len);
 void rp_tls_memo_free(rp_tls_memo_t *m);
 
+/* How a listener's new sessions are resumed. */
+typedef enum {
+    RP_MEMO_IDS,          /* by ID, TLS 1.3 by stateful tickets (tickets = false) */
+    RP_MEMO_TICKETS,      /* by stateless tickets, the TLS 1.2 ones from memory   */
+    RP_MEMO_IDS_FIRST     /* by ID while the cache has room, then by tickets      */
+} rp_tls_memo_mode_e;
+
 /* Serves ctx's sessions from m, in place of OpenSSL's cache (every SSL_CTX
- * of the listener: SNI may swap one in); tickets: also the ticket memo. */
-void rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, int tickets);
+ * of the listener: SNI may swap one in). RP_MEMO_IDS_FIRST is for random
+ * ticket keys, which only this process can read anyway: a stateless ticket
+ * then reaches no client a cached session would not, and costs OpenSSL a
+ * decode of the session to make (docs/tls.md, "The session cache and
+ * tickets"). */
+void rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, rp_tls_memo_mode_e mode);
 
 /* From the ticket key callback, encrypting: remembers ssl's session under
  * the new ticket's key name and IV (16 bytes each). TLS 1.2 only. */

@@ -1154,6 +1154,24 @@ config_tls_check(config_opts_t *o, rp_tls_conf_t *tc, int verify)
     }
 }
 
+/* tls.tickets: true, false or "stateless". */
+static void
+config_tls_tickets(config_opts_t *o, rp_tls_conf_t *tc)
+{
+    if (!opts_push(o, "tickets")) {
+        return;
+    }
+    if (lua_type(o->L, -1) == LUA_TBOOLEAN) {
+        tc->tickets = lua_toboolean(o->L, -1);
+    } else if (lua_type(o->L, -1) == LUA_TSTRING && strcmp(lua_tostring(o->L, -1),
+                                                           "stateless") == 0) {
+        tc->tickets = tc->tickets_stateless = 1;
+    } else {
+        opts_error(o, "tickets", "a boolean or \"stateless\"");
+    }
+    lua_pop(o->L, 1);
+}
+
 /* A listener's tls = { ... }; see docs/tls.md. Lua stack: unchanged. */
 static void
 config_listen_tls(config_opts_t *o, rp_listen_conf_t *l)
@@ -1191,7 +1209,7 @@ config_listen_tls(config_opts_t *o, rp_listen_conf_t *l)
     opts_path(&to, "crl", &tc->crl);
     config_tls_cache(&to, "session_cache", "timeout", &tc->session_cache,
                      &tc->session_cache_size, &tc->session_timeout);
-    opts_bool(&to, "tickets", &tc->tickets);
+    config_tls_tickets(&to, tc);
     opts_path(&to, "ticket_key_file", &tc->ticket_key_file);
     opts_duration(&to, "ticket_rotate", &tc->ticket_rotate);
     config_tls_cache(&to, "cert_cache", "ttl", &tc->cert_cache, &tc->cert_cache_size,

@@ -79,11 +79,13 @@ def test_tickets_survive_reload(backend, rproxy, pki):
 
 @pytest.mark.parametrize("maxv", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
                          ids=["tls12", "tls13"])
-def test_session_cache_survives_reload(backend, rproxy, pki, maxv):
-    """tickets = false: TLS 1.2 resumes by session ID, TLS 1.3 by stateful
-    tickets, both found in the session cache, which the listener's snapshots
-    share (docs/tls.md): a reload does not empty it."""
-    be, p = start(backend, rproxy, pki, "tickets = false")
+@pytest.mark.parametrize("tickets", ["tickets = false", "tickets = true"])
+def test_session_cache_survives_reload(backend, rproxy, pki, maxv, tickets):
+    """tickets = false, and tickets = true with random keys while the cache has
+    room: TLS 1.2 resumes by session ID, TLS 1.3 by stateful tickets, both
+    found in the session cache, which the listener's snapshots share
+    (docs/tls.md): a reload does not empty it."""
+    be, p = start(backend, rproxy, pki, tickets)
     assert resumed_after_reload(be, p, client_ctx(pki, maxv=maxv)), \
         "a session from before the reload was not resumed"
 

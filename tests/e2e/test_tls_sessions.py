@@ -5,12 +5,14 @@ shared by two rproxy instances so that either resumes the other's sessions;
 a ticket from another key or another listener's certificates is not accepted."""
 
 import os
+import re
 import ssl
+import subprocess
 import time
 
 import pytest
 
-from tlsutil import (client_ctx, config, https_get, lq, pki, s_client,  # noqa: F401
+from tlsutil import (OPENSSL, client_ctx, config, https_get, lq, pki, s_client,  # noqa: F401
                      tls_table)
 
 # keep-alive: s_client waits (-ign_eof) until keepalive_timeout closes the idle
@@ -31,10 +33,27 @@ def start(backend, rproxy, pki, *tls_fields, certs=("server",), be=None,
     return be, rproxy(lua)
 
 
-def s_client_resumes(p, tmp, ver_flag, *args):
+def ticket_bytes(sess):
+    """The length of the ticket in an s_client -sess_out file: 0 for none, 32
+    for a TLS 1.3 stateful ticket (the session's ID), more for a stateless one
+    (the whole session, encrypted)."""
+    out = subprocess.run([OPENSSL, "sess_id", "-in", sess, "-noout", "-text"],
+                         stdout=subprocess.PIPE, check=True, timeout=15).stdout.decode()
+    if "TLS session ticket:" not in out:
+        return 0
+    n = 0
+    for line in out.split("TLS session ticket:", 1)[1].splitlines()[1:]:
+        m = re.match(r"\s+[0-9a-f]{4} - (.{47})", line + " " * 47)
+        if m is None:
+            break
+        n += len(re.findall(r"[0-9a-f]{2}", m.group(1)))
+    return n
+
+
+def s_client_resumes(p, tmp, ver_flag, *args, sess=None):
     """A full handshake with -sess_out, then one with -sess_in: the second's
-    s_client output."""
-    sess = os.path.join(tmp, "sess-%d.pem" % p.port)
+    s_client output. sess: the session file (kept after)."""
+    sess = sess or os.path.join(tmp, "sess-%d.pem" % p.port)
     if os.path.exists(sess):
         os.unlink(sess)
     rc, out = s_client(p.port, ver_flag, "-servername", "localhost", "-sess_out", sess, *args,
@@ -108,15 +127,17 @@ def test_resumed_session_keeps_client_certificate_facts(backend, rproxy, pki, ma
 
 
 def test_tls12_ticket_resumed_again_and_again_with_client_certificate(backend, rproxy, pki):
-    """Tickets and the session cache on (the defaults): the session behind a TLS
-    1.2 ticket is kept in memory (docs/tls.md, "Tickets resumed from memory").
+    """Stateless tickets and the session cache on: the session behind a TLS 1.2
+    ticket is kept in memory (docs/tls.md, "Tickets resumed from memory").
     Each resumption of one ticket keeps the client certificate's facts, and a
     client without tickets resumes by session ID beside it."""
     be, p = start(backend, rproxy, pki, "client_ca = %s" % lq(pki.crt("ca")),
-                  'verify_client = "require"', x_headers='"X-SSL-Subject"')
+                  'verify_client = "require"', 'tickets = "stateless"',
+                  x_headers='"X-SSL-Subject"')
     ctx = client_ctx(pki, maxv=V12, cert="client")
     r, info = https_get(p.port, ctx, sni="localhost")
     assert r.status == 200 and not info["session_reused"]
+    assert info["session"].has_ticket
     for _ in range(5):
         r, again = https_get(p.port, ctx, sni="localhost", session=info["session"])
         assert r.status == 200 and again["session_reused"]
@@ -125,6 +146,33 @@ def test_tls12_ticket_resumed_again_and_again_with_client_certificate(backend, r
     assert py_resumes(p.port, p.port, pki, V12, cert="client", ctx=no_tickets)
     assert be.wait_requests(8)
     assert [q.header("X-SSL-Subject") for q in be.requests] == ["CN=client one,O=Example"] * 8
+
+
+def test_tickets_only_once_the_cache_is_full(backend, rproxy, pki, tmpdir_rp):
+    """Random ticket keys (the default): while the session cache has room, a
+    TLS 1.2 session gets no ticket and resumes by its ID, and TLS 1.3 tickets
+    are stateful (docs/tls.md, "Tickets only when the cache is full"); once it
+    is full, new sessions get stateless tickets, which resume too."""
+    be, p = start(backend, rproxy, pki, "session_cache = { size = 2 }")
+    ctx = client_ctx(pki, maxv=V12)
+    for _ in range(2):
+        r, info = https_get(p.port, ctx, sni="localhost")
+        assert r.status == 200 and not info["session"].has_ticket
+        r, again = https_get(p.port, ctx, sni="localhost", session=info["session"])
+        assert again["session_reused"]
+    r, info = https_get(p.port, ctx, sni="localhost")
+    assert info["session"].has_ticket, "the cache is full: a ticket was due"
+    r, again = https_get(p.port, ctx, sni="localhost", session=info["session"])
+    assert again["session_reused"]
+
+    _, p13 = start(backend, rproxy, pki, "session_cache = { size = 2 }", be=be)
+    sess = os.path.join(tmpdir_rp, "tls13.pem")
+    out = s_client_resumes(p13, tmpdir_rp, "-tls1_3", sess=sess)
+    assert "Reused, TLSv1.3" in out, out[-1500:]
+    assert ticket_bytes(sess) == 32, "not a stateful ticket"
+    out = s_client_resumes(p13, tmpdir_rp, "-tls1_3", sess=sess)     # the cache is full now
+    assert "Reused, TLSv1.3" in out, out[-1500:]
+    assert ticket_bytes(sess) > 100, "not a stateless ticket"
 
 
 # ---- ticket key files -----------------------------------------------------------

@@ -579,7 +579,8 @@ test_sni(void **state)
 static void
 test_sni_resumption(void **state)
 {
-    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'",
+    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key',"
+                                       " tickets = 'stateless'",
                                        "rproxy.vhost 'a.example.com' {\n"
                                        "  tls = { cert = 'vhost.crt', key = 'vhost.key' } }\n");
     rp_tls_server_t  *t = server_of(conf);
@@ -900,7 +901,7 @@ static void
 test_ticket_memo(void **state)
 {
     static const char tls[] = "cert = 'srv_rsa.crt', key = 'srv_rsa.key', client_ca = 'ca.crt',"
-                              " verify_client = 'require'";
+                              " verify_client = 'require', tickets = 'stateless'";
     rp_config_t      *conf = must_load(tls, NULL), *reloaded;
     rp_tls_server_t  *t = server_of(conf);
     SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, "client");
@@ -968,8 +969,8 @@ test_ticket_memo(void **state)
     rp_config_unref(conf);
 
     /* a session past its timeout is not resumed, from memory or not */
-    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', session_cache = { timeout = 1 }",
-                     NULL);
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', tickets = 'stateless',"
+                     " session_cache = { timeout = 1 }", NULL);
     t = server_of(conf);
     assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
     assert_true(connect_to(t, c12, "localhost", sess, NULL, NULL, &reused));
@@ -984,8 +985,8 @@ test_ticket_memo(void **state)
 
     /* the memo holds as many sessions as the cache; the oldest goes first and
      * its ticket is decrypted again */
-    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', session_cache = { size = 2 }",
-                     NULL);
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', tickets = 'stateless',"
+                     " session_cache = { size = 2 }", NULL);
     t = server_of(conf);
     assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
     for (i = 0; i < 2; i++) {
@@ -1012,6 +1013,112 @@ test_ticket_memo(void **state)
     SSL_CTX_free(c12);
     SSL_CTX_free(c13);
     SSL_CTX_free(noticket);
+}
+
+/* The length of the ticket a client holds: 0 for none, 32 for a TLS 1.3
+ * stateful ticket (the session's ID). */
+static size_t
+ticket_len(const SSL_SESSION *sess)
+{
+    const unsigned char  *tick = NULL;
+    size_t                len = 0;
+
+    SSL_SESSION_get0_ticket(sess, &tick, &len);
+    return len;
+}
+
+/* One connection that resumes sess on t; returns the session the client
+ * holds after it (a new TLS 1.3 ticket, or the same session). */
+static SSL_SESSION *
+resumed(rp_tls_server_t *t, SSL_CTX *cctx, SSL_SESSION *sess)
+{
+    SSL_SESSION  *next = NULL;
+    int           reused = -1;
+
+    assert_true(connect_to(t, cctx, "localhost", sess, NULL, &next, &reused));
+    assert_true(reused);
+    return next;
+}
+
+/* With random ticket keys (the default), a new session is kept by the cache
+ * while it has room, and a stateless ticket is made only beyond: no one but
+ * this process can read one, and OpenSSL decodes the session to make it. */
+static void
+test_tickets_when_cache_full(void **state)
+{
+    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key',"
+                                       " session_cache = { size = 2 }", NULL), *bigger;
+    rp_tls_server_t  *t = server_of(conf);
+    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, NULL);
+    SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, NULL);
+    SSL_SESSION      *a = NULL, *b = NULL, *full = NULL, *next;
+    rp_tls_stats_t    st;
+
+    /* TLS 1.2: sessions by ID, no ticket, while the cache has room */
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &a, NULL));
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &b, NULL));
+    assert_int_equal(ticket_len(a), 0);
+    assert_int_equal(ticket_len(b), 0);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_int_equal(st.ticket_memo_entries, 0);
+    assert_int_equal(st.tickets_cache_full, 0);
+
+    /* full: a new session gets a ticket (resumed from memory), and pushes no
+     * cached session out; a cached one still resumes by ID, without a ticket */
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &full, NULL));
+    assert_true(ticket_len(full) > 32);
+    next = resumed(t, c12, full);
+    SSL_SESSION_free(next);
+    next = resumed(t, c12, a);
+    assert_int_equal(ticket_len(next), 0);
+    SSL_SESSION_free(next);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_int_equal(st.ticket_memo_hits, 1);
+    assert_int_equal(st.tickets_cache_full, 1);
+
+    /* a reload with a bigger cache has room again; the ticket made while it
+     * was full is still resumed, from memory */
+    bigger = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key',"
+                       " session_cache = { size = 4 }", NULL);
+    rp_config_unref(conf);
+    t = server_of(bigger);
+    next = resumed(t, c12, full);
+    SSL_SESSION_free(next);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.ticket_memo_hits, 2);
+    SSL_SESSION_free(full);
+
+    /* TLS 1.3: stateful tickets (two per handshake) fill the cache, and one
+     * is still resumed once it is full; then new sessions get stateless
+     * tickets, which resume too */
+    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &full, NULL));
+    assert_int_equal(ticket_len(full), 32);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 4);
+    next = resumed(t, c13, full);
+    SSL_SESSION_free(full);
+    SSL_SESSION_free(next);
+    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &full, NULL));
+    assert_true(ticket_len(full) > 32);
+    next = resumed(t, c13, full);
+    SSL_SESSION_free(next);
+    SSL_SESSION_free(full);
+    rp_config_unref(bigger);
+
+    /* with a ticket key file, tickets always: other instances read them */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', ticket_key_file = 'ticket.key'",
+                     NULL);
+    SSL_SESSION_free(a);
+    assert_true(connect_to(server_of(conf), c12, "localhost", NULL, NULL, &a, NULL));
+    assert_true(ticket_len(a) > 32);
+    rp_config_unref(conf);
+
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+    SSL_CTX_free(c12);
+    SSL_CTX_free(c13);
 }
 
 static void
@@ -1054,6 +1161,8 @@ backend_connect(rp_tls_client_t *bc, rp_tls_server_t *t, int *reused, char *why,
     *reused = SSL_session_reused(c);
     snprintf(why, len, "%s", ok ? "" : rp_tls_client_error(c));
     ERR_clear_error();
+    rp_tls_shutdown(c);                      /* else the server forgets the session */
+    rp_tls_shutdown(s);
     SSL_free(c);
     SSL_free(s);
     return ok;
@@ -1139,6 +1248,7 @@ test_config_values(void **state)
     assert_int_equal(tc->verify_depth, 4);
     assert_true(tc->session_cache && tc->session_cache_size == 20480 && tc->session_timeout == 300);
     assert_true(tc->tickets && tc->ticket_rotate == 3600 && tc->ticket_key_file == NULL);
+    assert_false(tc->tickets_stateless);
     assert_true(tc->cert_cache && tc->cert_cache_size == 10000 && tc->cert_cache_ttl == 300);
     assert_true(tc->misdirected_reject);
     assert_string_equal(tc->headers[RP_TLS_H_SUBJECT], "X-SSL-Subject");
@@ -1239,6 +1349,8 @@ test_config_errors(void **state)
                       " ticket_key_file = 'ticket.key'", NULL, "'tls.tickets' is false");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', headers = { subject = 'X Y' }",
                       NULL, "'tls.headers.subject' must be a header name");
+    assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', tickets = 'always'", NULL,
+                      "'tls.tickets' must be a boolean or \"stateless\"");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', headers = { dn = 'X' }", NULL,
                       "unknown key 'tls.headers.dn'");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key',"
@@ -1302,8 +1414,8 @@ static void
 test_threads(void **state)
 {
     rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key',"
-                                       "client_ca = 'ca.crt', cert_cache = { size = 1, ttl = 60 }",
-                                       NULL);
+                                       "client_ca = 'ca.crt', cert_cache = { size = 1, ttl = 60 },"
+                                       "tickets = 'stateless'", NULL);
     SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, "client");
     SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, "client");
     pthread_t         th[4];
@@ -1343,6 +1455,7 @@ main(void)
         cmocka_unit_test(test_resume_cache),
         cmocka_unit_test(test_resume_tickets),
         cmocka_unit_test(test_ticket_memo),
+        cmocka_unit_test(test_tickets_when_cache_full),
         cmocka_unit_test(test_ticket_key_file),
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config_values),
