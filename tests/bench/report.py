@@ -149,9 +149,12 @@ def targets(results):
         na = _na(results, "tls", "rproxy")
         for key, what, want in (("full", "TLS 1.2 full handshakes/s (client certificate)",
                                  2.0),
-                                ("res", "TLS 1.2 resumed handshakes/s (ticket)", 1.5),
+                                ("res", "TLS 1.2 resumed handshakes/s (tickets on)", 1.5),
                                 ("resid", "TLS 1.2 resumed handshakes/s (session id, tickets "
-                                 "off on all three)", 1.5)):
+                                 "off on all three)", 1.5),
+                                ("full13", "TLS 1.3 full handshakes/s (client certificate)",
+                                 2.0),
+                                ("res13", "TLS 1.3 resumed handshakes/s", 1.5)):
             a = _median(results, "tls", "rproxy", key + "_hs")
             b = _median(results, "tls", "nginx", key + "_hs")
             ca = _median(results, "tls", "rproxy", key + "_cpu_us")
@@ -330,7 +333,9 @@ PANELS = (("keepalive", "req_s", "small GET, keep-alive: req/s (higher is better
           ("tls", "full_hs", "TLS 1.2 full handshakes/s, client cert (higher is better)"),
           ("tls", "full_cpu_us", "CPU us per full TLS handshake (lower is better)"),
           ("tls", "res_hs", "TLS 1.2 resumed handshakes/s (higher is better)"),
-          ("tls", "resid_hs", "TLS 1.2 resumed by session id/s (higher is better)"))
+          ("tls", "resid_hs", "TLS 1.2 resumed by session id/s (higher is better)"),
+          ("tls", "full13_hs", "TLS 1.3 full handshakes/s, client cert (higher is better)"),
+          ("tls", "res13_hs", "TLS 1.3 resumed handshakes/s (higher is better)"))
 
 
 def write_svg(results, path, terminal="svg"):

@@ -493,19 +493,25 @@ class Idle(Scenario):
 # ---- TLS handshakes --------------------------------------------------------------
 
 TLS_CLIENTS = 4                  # s_time processes at once, all on the load CPU
-TLS_SECONDS = 3                  # s_time -time (at most --duration): a measurement lasts 1 s more
+TLS_SECONDS = 2                  # s_time -time (at most --duration): a measurement lasts 1 s more
 TLS_CIPHER = "ECDHE-RSA-AES256-GCM-SHA384"   # what all three pick anyway; pinned
+TLS13_SUITE = "TLS_AES_256_GCM_SHA384"       # the same for TLS 1.3
+TLS_VERSION_ARGS = {"1.2": ["-tls1_2", "-cipher", TLS_CIPHER],
+                    "1.3": ["-tls1_3", "-ciphersuites", TLS13_SUITE]}
 RSA_SPEED_SECONDS = 3
 
 
-def tls_get(port, pki, client_cert=True, path="/small", timeout=5.0):
-    """One TLS 1.2 GET (Python ssl, the bench's client certificate unless
+def tls_get(port, pki, client_cert=True, path="/small", timeout=5.0, tls13=False):
+    """One TLS 1.2 GET, or TLS 1.3 (Python ssl, the bench's client certificate unless
     client_cert is false; the server's certificate verified against the bench CA).
     Returns (status, body, protocol, cipher)."""
     c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     c.check_hostname = False
     c.load_verify_locations(pki["ca"])
-    c.maximum_version = ssl.TLSVersion.TLSv1_2
+    if tls13:
+        c.minimum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        c.maximum_version = ssl.TLSVersion.TLSv1_2
     if client_cert:
         c.load_cert_chain(pki["client_cert"], pki["client_key"])
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
@@ -527,16 +533,16 @@ def tls_get(port, pki, client_cert=True, path="/small", timeout=5.0):
     return status, body, proto, cipher
 
 
-def s_time(port, pki, mode, seconds, clients):
+def s_time(port, pki, mode, seconds, clients, version="1.2"):
     """Runs `clients` processes of `openssl s_time MODE` (-new: a new session per
     connection; -reuse: every connection resumes the process's session) at once on
-    the load CPU, each making TLS 1.2 connections one after another, each with one
-    HTTP/1.0 GET /small, for `seconds` (s_time stops at the end of a second: they are
-    started just after a second begins). Returns handshakes, resumed (of them),
+    the load CPU, each making TLS `version` connections one after another, each with
+    one HTTP/1.0 GET /small, for `seconds` (s_time stops at the end of a second: they
+    are started just after a second begins). Returns handshakes, resumed (of them),
     seconds (wall), client_cpu (s, all of them), bytes_per_conn (the smallest),
     errors and notes."""
     argv = ["taskset", "-c", LOAD_CPU, "openssl", "s_time", "-connect", "127.0.0.1:%d" % port,
-            mode, "-tls1_2", "-cipher", TLS_CIPHER, "-cert", pki["client_cert"],
+            mode] + TLS_VERSION_ARGS[version] + ["-cert", pki["client_cert"],
             "-key", pki["client_key"], "-no-CAfile", "-no-CApath", "-no-CAstore",
             "-www", "/small", "-time", str(seconds)]
     time.sleep((1.02 - time.time() % 1.0) % 1.0)
@@ -595,7 +601,7 @@ def rsa_speed():
 
 class Tls(Scenario):
     id = "tls"
-    title = "TLS 1.2 handshakes, RSA-2048, client certificate required"
+    title = "TLS handshakes, RSA-2048, client certificate required"
     warmup = False
     labels = {"direct": "RSA-2048 sign (ceiling)"}
     metrics = (("full_hs", "full handshakes + GET (ceiling: RSA-2048 sign/s)", "hs/s",
@@ -605,7 +611,7 @@ class Tls(Scenario):
                ("full_cpu_pct", "proxy CPU busy in full handshakes", "%", None, False),
                ("full_client_pct", "load generator CPU busy in full handshakes", "%", None,
                 False),
-               ("res_hs", "resumed handshakes (ticket) + GET", "hs/s", True, False),
+               ("res_hs", "resumed handshakes (tickets on) + GET", "hs/s", True, False),
                ("res_cpu_us", "proxy CPU per resumed handshake", "us", False, False),
                ("res_cpu_pct", "proxy CPU busy in resumed handshakes", "%", None, False),
                ("res_client_pct", "load generator CPU busy in resumed handshakes", "%", None,
@@ -615,20 +621,27 @@ class Tls(Scenario):
                ("resid_hs", "resumed handshakes (session id, tickets off) + GET", "hs/s", True,
                 False),
                ("resid_cpu_us", "proxy CPU per session-id resumed handshake", "us", False,
+                False),
+               ("full13_hs", "TLS 1.3 full handshakes + GET", "hs/s", True, True),
+               ("full13_cpu_us", "proxy CPU per TLS 1.3 full handshake", "us", False, False),
+               ("res13_hs", "TLS 1.3 resumed handshakes + GET", "hs/s", True, False),
+               ("res13_cpu_us", "proxy CPU per TLS 1.3 resumed handshake", "us", False,
                 False))
 
     def describe(self, ctx):
         return ("%s: %d x `openssl s_time -new` (full handshakes: a new session each "
-                "connection) then %d x `s_time -reuse` (each resumes its one session by "
-                "ticket), then the same -reuse against a second listener without tickets "
-                "(resumption by session id from the proxy's session cache), "
-                "-tls1_2 -cipher %s, a P-256 client certificate, -time %d, all on "
-                "CPU %s; each connection: handshake, GET /small (HTTP/1.0), close. "
+                "connection) then %d x `s_time -reuse` (each resumes its one session: the "
+                "client offers tickets; the proxy answers as it is configured), then the "
+                "same -reuse against a second listener without tickets (resumption by "
+                "session id from the proxy's session cache), all -tls1_2 -cipher %s; then "
+                "-new and -reuse again with -tls1_3 -ciphersuites %s; a P-256 client "
+                "certificate, -time %d, all on CPU %s; each connection: handshake, GET "
+                "/small (HTTP/1.0), close. "
                 "CPU = utime+stime of the proxy / handshakes; load generator busy = s_time "
                 "CPU / wall time (100 = CPU %s saturated, with the backend on it too). "
                 "Ceiling: `openssl speed -seconds %d rsa2048` on CPU %s"
-                % (self.title, TLS_CLIENTS, TLS_CLIENTS, TLS_CIPHER, self.seconds(ctx), LOAD_CPU,
-                   LOAD_CPU, RSA_SPEED_SECONDS, PROXY_CPU))
+                % (self.title, TLS_CLIENTS, TLS_CLIENTS, TLS_CIPHER, TLS13_SUITE,
+                   self.seconds(ctx), LOAD_CPU, LOAD_CPU, RSA_SPEED_SECONDS, PROXY_CPU))
 
     @staticmethod
     def seconds(ctx):
@@ -672,6 +685,10 @@ class Tls(Scenario):
         if status != 200 or body != SMALL_BODY.encode():
             raise NotApplicable("n/a (TLS check failed)", "the listener without tickets "
                                 "answered %d, %d body bytes" % (status, len(body)))
+        status, body, proto, _ = tls_get(port, ctx.pki, tls13=True)
+        if status != 200 or body != SMALL_BODY.encode() or proto != "TLSv1.3":
+            raise NotApplicable("n/a (TLS check failed)", "GET /small over TLS 1.3: status "
+                                "%d, %d body bytes, %s" % (status, len(body), proto))
 
     def measure(self, ctx, target, port, pid):
         if target == "direct":
@@ -681,19 +698,21 @@ class Tls(Scenario):
         for _ in range(20):                      # warm-up: 20 full handshakes
             tls_get(tls_port, ctx.pki)
         res, errors, notes = {}, 0, []
-        for kind, mode, lport in (("full", "-new", tls_port), ("res", "-reuse", tls_port),
-                                  ("resid", "-reuse", ctx.proxy.tls_id_port)):
+        for kind, mode, lport, version in (
+                ("full", "-new", tls_port, "1.2"), ("res", "-reuse", tls_port, "1.2"),
+                ("resid", "-reuse", ctx.proxy.tls_id_port, "1.2"),
+                ("full13", "-new", tls_port, "1.3"), ("res13", "-reuse", tls_port, "1.3")):
             c0 = cpu_seconds(pid)
-            st = s_time(lport, ctx.pki, mode, self.seconds(ctx), TLS_CLIENTS)
+            st = s_time(lport, ctx.pki, mode, self.seconds(ctx), TLS_CLIENTS, version)
             cpu = cpu_seconds(pid) - c0
-            n = st["handshakes"] if kind == "full" else st["resumed"]
+            n = st["handshakes"] if mode == "-new" else st["resumed"]
             errors += st["errors"]
             notes += st["notes"]
-            if kind != "full" and st["handshakes"] > st["resumed"]:
+            if mode == "-reuse" and st["handshakes"] > st["resumed"]:
                 errors += st["handshakes"] - st["resumed"]
                 notes.append("%d of %d -reuse connections were not resumed"
                              % (st["handshakes"] - st["resumed"], st["handshakes"]))
-            if kind == "full" and st["resumed"]:
+            if mode == "-new" and st["resumed"]:
                 notes.append("%d of %d -new connections were resumed"
                              % (st["resumed"], st["handshakes"]))
             b = st["bytes_per_conn"]
