@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Full TLS handshakes with tickets on and off, in each proxy.
+
+What a full handshake costs a proxy depends on whether it makes a stateless
+ticket: OpenSSL 3.0 encodes the session and decodes it again to build one, the
+client certificate's key included. rproxy's default (random ticket keys) makes
+none while its session cache has room; nginx and HAProxy make one unless
+tickets are off. This runs the bench's TLS listeners of each proxy (the first
+with tickets, the second without: servers.py) and, on each, 4 x `openssl s_time
+-new` for 2 s with TLS 1.2 and with TLS 1.3, the bench's client certificate;
+proxies in turn, a fresh process per round. Prints the proxy CPU per full
+handshake (utime+stime / handshakes), median and each round's;
+docs/BENCHMARKS.md quotes it.
+
+usage: tls_full.py [--rproxy PATH] [--rounds N]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import scenarios    # noqa: E402
+import servers      # noqa: E402
+
+SECONDS = 2
+CASES = (("tickets on, TLS 1.2", "tls_port", "1.2"), ("tickets off, TLS 1.2", "tls_id_port", "1.2"),
+         ("tickets on, TLS 1.3", "tls_port", "1.3"), ("tickets off, TLS 1.3", "tls_id_port", "1.3"))
+
+
+def one_round(kind, tmp, pki, backend, rproxy_bin, out):
+    p = servers.Proxy(kind, tmp, backend.port, rproxy_bin, tls=pki)
+    try:
+        for _ in range(20):                          # warm-up, as the bench does
+            scenarios.tls_get(p.tls_port, pki)
+        for name, port_attr, version in CASES:
+            c0 = servers.cpu_seconds(p.pid)
+            st = scenarios.s_time(getattr(p, port_attr), pki, "-new", SECONDS,
+                                  scenarios.TLS_CLIENTS, version)
+            cpu = servers.cpu_seconds(p.pid) - c0
+            if st["errors"]:
+                print("%s, %s: %s" % (kind, name, "; ".join(st["notes"])), file=sys.stderr)
+            out.setdefault((kind, name), []).append(cpu * 1e6 / max(st["handshakes"], 1))
+    finally:
+        p.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rproxy", default=str(servers.HERE.parents[1] / "build" / "rproxy"))
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="rproxy-tls-full-") as tmp:
+        pki = servers.make_pki(tmp)
+        backend = servers.Backend(tmp)
+        try:
+            for _ in range(args.rounds):
+                for kind in ("rproxy", "nginx", "haproxy"):
+                    one_round(kind, tmp, pki, backend, args.rproxy, out)
+        finally:
+            backend.stop()
+            servers.stop_all()
+    print("proxy CPU per full handshake + GET, us (median; each round)")
+    for name, _, _ in CASES:
+        for kind in ("rproxy", "nginx", "haproxy"):
+            v = out.get((kind, name), [])
+            if v:
+                print("  %-22s %-8s %6.0f   (%s)" % (name, kind, statistics.median(v),
+                                                   ", ".join("%.0f" % x for x in v)))
+
+
+if __name__ == "__main__":
+    main()
