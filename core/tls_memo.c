@@ -78,6 +78,7 @@ typedef struct {
     rp_tls_memo_t  *memo;
     unsigned char   key[MEMO_KEY_LEN];
     SSL_SESSION    *sess;                    /* owned: the copy to resume; NULL: decrypt */
+    unsigned        stateful : 1;            /* key: the TLS 1.3 stateful ticket offered */
 } memo_stash_t;
 
 static pthread_once_t  memo_once = PTHREAD_ONCE_INIT;
@@ -94,6 +95,7 @@ memo_stash_free(memo_stash_t *st)
 }
 
 static void memo_forget_bad_session(SSL *ssl);
+static void memo_forget_used_ticket(SSL *ssl, memo_stash_t *st);
 
 /* Called by SSL_free() for every SSL (its ex_data go first, before OpenSSL
  * would clear a bad session from its own cache). */
@@ -104,6 +106,9 @@ memo_on_free_ssl(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl
     (void) idx;
     (void) argl;
     (void) argp;
+    if (parent != NULL && ptr != NULL) {
+        memo_forget_used_ticket(parent, ptr);
+    }
     memo_stash_free(ptr);
     if (parent != NULL) {
         memo_forget_bad_session(parent);
@@ -309,6 +314,34 @@ memo_on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     }
 }
 
+/* Remembers on ssl the TLS 1.3 stateful ticket it is resuming, which is
+ * forgotten once the handshake has resumed it (memo_forget_used_ticket). */
+static void
+memo_stash_stateful(SSL *ssl, rp_tls_memo_t *m, const unsigned char *id)
+{
+    memo_stash_t  *st = rp_xalloc(sizeof(memo_stash_t));
+
+    st->memo = m;
+    memcpy(st->key, id, MEMO_KEY_LEN);
+    st->stateful = 1;
+    SSL_set_ex_data(ssl, memo_stash_idx, st);
+}
+
+/* A TLS 1.3 client uses a ticket once (RFC 8446 C.4; OpenSSL's client
+ * marks it spent) and gets a new one with the resumption, so a stateful
+ * ticket that resumed a handshake is forgotten: else each resumption would
+ * add a session to the cache for its whole timeout, and fill it. */
+static void
+memo_forget_used_ticket(SSL *ssl, memo_stash_t *st)
+{
+    if (!st->stateful || !SSL_session_reused(ssl)) {
+        return;
+    }
+    pthread_mutex_lock(&st->memo->store->lock);
+    rp_keytab_remove(&st->memo->store->ids, st->key);
+    pthread_mutex_unlock(&st->memo->store->lock);
+}
+
 /* SSL_CTX_sess_set_get_cb(): the session ID the client offered (or a TLS
  * 1.3 stateful ticket). A stashed ticket's copy answers first; the reference
  * goes to OpenSSL. */
@@ -327,6 +360,9 @@ memo_on_get(SSL *ssl, const unsigned char *id, int len, int *copy)
         atomic_fetch_add(&st->memo->store->ticket_hits, 1);
     } else if (m != NULL && len == MEMO_KEY_LEN) {
         sess = memo_get(m, &m->store->ids, id, ssl);
+        if (sess != NULL && SSL_version(ssl) == TLS1_3_VERSION) {
+            memo_stash_stateful(ssl, m, id);
+        }
     }
     memo_stash_free(st);
     return sess;

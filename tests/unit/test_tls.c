@@ -1091,15 +1091,21 @@ test_tickets_when_cache_full(void **state)
     SSL_SESSION_free(full);
 
     /* TLS 1.3: stateful tickets (two per handshake) fill the cache, and one
-     * is still resumed once it is full; then new sessions get stateless
-     * tickets, which resume too */
+     * is still resumed once it is full (its new ticket pushes the oldest
+     * session out, and the used one is forgotten); once the cache is full
+     * again, new sessions get stateless tickets, which resume too */
     assert_true(connect_to(t, c13, "localhost", NULL, NULL, &full, NULL));
     assert_int_equal(ticket_len(full), 32);
     rp_tls_server_stats(t, &st);
     assert_int_equal(st.sessions, 4);
     next = resumed(t, c13, full);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 3);
     SSL_SESSION_free(full);
     SSL_SESSION_free(next);
+    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &full, NULL));
+    assert_int_equal(ticket_len(full), 32);
+    SSL_SESSION_free(full);
     assert_true(connect_to(t, c13, "localhost", NULL, NULL, &full, NULL));
     assert_true(ticket_len(full) > 32);
     next = resumed(t, c13, full);
@@ -1119,6 +1125,49 @@ test_tickets_when_cache_full(void **state)
     SSL_SESSION_free(b);
     SSL_CTX_free(c12);
     SSL_CTX_free(c13);
+}
+
+/* A TLS 1.3 stateful ticket is forgotten once it has resumed a handshake:
+ * clients use a ticket once and get a new one, and the cache keeps what they
+ * can still use. (OpenSSL's client marks a used ticket spent: a copy made
+ * before its use offers it again.) */
+static void
+test_stateful_ticket_used_once(void **state)
+{
+    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'", NULL);
+    rp_tls_server_t  *t = server_of(conf);
+    SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, NULL);
+    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, NULL);
+    SSL_SESSION      *sess = NULL, *again, *next;
+    rp_tls_stats_t    st;
+    int               reused;
+
+    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &sess, NULL));
+    assert_int_equal(ticket_len(sess), 32);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 2);              /* two tickets */
+    again = SSL_SESSION_dup(sess);
+    next = resumed(t, c13, sess);                  /* one new ticket, the used one gone */
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_true(connect_to(t, c13, "localhost", again, NULL, NULL, &reused));
+    assert_false(reused);
+    SSL_SESSION_free(sess);
+    sess = resumed(t, c13, next);                  /* the new ticket resumes */
+    SSL_SESSION_free(next);
+    SSL_SESSION_free(sess);
+    SSL_SESSION_free(again);
+
+    /* a TLS 1.2 session ID resumes again and again */
+    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
+    next = resumed(t, c12, sess);
+    SSL_SESSION_free(next);
+    next = resumed(t, c12, sess);
+    SSL_SESSION_free(next);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(c12);
+    SSL_CTX_free(c13);
+    rp_config_unref(conf);
 }
 
 static void
@@ -1456,6 +1505,7 @@ main(void)
         cmocka_unit_test(test_resume_tickets),
         cmocka_unit_test(test_ticket_memo),
         cmocka_unit_test(test_tickets_when_cache_full),
+        cmocka_unit_test(test_stateful_ticket_used_once),
         cmocka_unit_test(test_ticket_key_file),
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config_values),
