@@ -604,6 +604,21 @@ test_sni_resumption(void **state)
     assert_true(connect_to(t, noticket, "a.example.com", sess, NULL, NULL, &reused));
     assert_true(reused);
     SSL_SESSION_free(sess);
+    rp_config_unref(conf);
+
+    /* the default (random keys): the listener's ClientHello callback leaves a
+     * vhost's session to the cache too */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'",
+                     "rproxy.vhost 'a.example.com' {\n"
+                     "  tls = { cert = 'vhost.crt', key = 'vhost.key' } }\n");
+    t = server_of(conf);
+    assert_true(connect_to(t, c12, "a.example.com", NULL, NULL, &sess, &reused));
+    assert_false(SSL_SESSION_has_ticket(sess));
+    assert_true(connect_to(t, c12, "a.example.com", sess, NULL, NULL, &reused));
+    assert_true(reused);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 1);
+    SSL_SESSION_free(sess);
     SSL_CTX_free(c12);
     SSL_CTX_free(noticket);
     rp_config_unref(conf);
