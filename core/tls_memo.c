@@ -6,9 +6,16 @@
  * and OpenSSL's cache is off (SSL_SESS_CACHE_NO_INTERNAL). It holds:
  *
  *  - sessions by their ID: TLS 1.2 sessions resumed by ID and TLS 1.3
- *    stateful tickets (tickets = false), stored by memo_on_new and found by
- *    memo_on_get;
+ *    stateful tickets, stored by memo_on_new and found by memo_on_get; a
+ *    stateful ticket is forgotten once it has resumed a handshake (clients
+ *    use each once);
  *  - the session behind each TLS 1.2 ticket, by the ticket's key name and IV.
+ *
+ * Which a new session gets is the listener's mode (tls_memo.h): with random
+ * ticket keys a ClientHello callback (memo_on_client_hello) keeps the session
+ * by its ID while the table has room, and leaves it to a stateless ticket
+ * beyond: only this process can read such a ticket, and OpenSSL decodes the
+ * session to make one.
  *
  * OpenSSL 3.0 resumes a ticket by decoding the session in it, and the client
  * certificate of that session goes through the provider decoders: 1.6 million
@@ -370,7 +377,8 @@ memo_on_get(SSL *ssl, const unsigned char *id, int len, int *copy)
 
 /* SSL_CTX_sess_set_new_cb(): a new session with an ID. Kept by its ID when
  * it can be resumed by it: TLS 1.2 without a ticket, TLS 1.3 stateful
- * tickets (a stateless TLS 1.3 ticket's session has an ID no one sends).
+ * tickets (SSL_OP_NO_TICKET on the SSL; a stateless TLS 1.3 ticket's session
+ * has an ID no one sends).
  * Returns 0: the caller keeps its reference. */
 static int
 memo_on_new(SSL *ssl, SSL_SESSION *sess)
