@@ -1173,6 +1173,26 @@ test_stateful_ticket_used_once(void **state)
     SSL_SESSION_free(sess);
     SSL_SESSION_free(again);
 
+    /* with a HelloRetryRequest (the client's key share is X25519, the listener
+     * takes P-384 only) the ClientHello comes twice: still stateful, and the
+     * ticket still resumes, once */
+    rp_config_unref(conf);
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', groups = 'P-384'", NULL);
+    t = server_of(conf);
+    assert_int_equal(SSL_CTX_set1_groups_list(c13, "X25519:P-384"), 1);
+    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &sess, NULL));
+    assert_int_equal(ticket_len(sess), 32);
+    again = SSL_SESSION_dup(sess);
+    next = resumed(t, c13, sess);
+    assert_int_equal(ticket_len(next), 32);
+    rp_tls_server_stats(t, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_true(connect_to(t, c13, "localhost", again, NULL, NULL, &reused));
+    assert_false(reused);
+    SSL_SESSION_free(again);
+    SSL_SESSION_free(next);
+    SSL_SESSION_free(sess);
+
     /* a TLS 1.2 session ID resumes again and again */
     assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
     next = resumed(t, c12, sess);
