@@ -1142,62 +1142,61 @@ test_tickets_when_cache_full(void **state)
     SSL_CTX_free(c13);
 }
 
-/* A TLS 1.3 stateful ticket is forgotten once it has resumed a handshake:
- * clients use a ticket once and get a new one, and the cache keeps what they
- * can still use. (OpenSSL's client marks a used ticket spent: a copy made
- * before its use offers it again.) */
+/* One TLS 1.3 full handshake with cctx on t (a fresh cache), then the
+ * resumption of its stateful ticket, twice: the first resumes and brings a
+ * new ticket, which resumes too; the used ticket is forgotten, so the cache
+ * still holds two sessions, and a copy of it made before its use (OpenSSL's
+ * client marks a used ticket spent) does not resume. */
 static void
-test_stateful_ticket_used_once(void **state)
+stateful_ticket_used_once(rp_tls_server_t *t, SSL_CTX *cctx)
 {
-    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'", NULL);
-    rp_tls_server_t  *t = server_of(conf);
-    SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, NULL);
-    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, NULL);
-    SSL_SESSION      *sess = NULL, *again, *next;
-    rp_tls_stats_t    st;
-    int               reused;
+    SSL_SESSION     *sess = NULL, *again, *next, *last;
+    rp_tls_stats_t   st;
+    int              reused;
 
-    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &sess, NULL));
+    assert_true(connect_to(t, cctx, "localhost", NULL, NULL, &sess, NULL));
     assert_int_equal(ticket_len(sess), 32);
     rp_tls_server_stats(t, &st);
     assert_int_equal(st.sessions, 2);              /* two tickets */
     again = SSL_SESSION_dup(sess);
-    next = resumed(t, c13, sess);                  /* one new ticket, the used one gone */
-    rp_tls_server_stats(t, &st);
-    assert_int_equal(st.sessions, 2);
-    assert_true(connect_to(t, c13, "localhost", again, NULL, NULL, &reused));
-    assert_false(reused);
-    SSL_SESSION_free(sess);
-    sess = resumed(t, c13, next);                  /* the new ticket resumes */
-    SSL_SESSION_free(next);
-    SSL_SESSION_free(sess);
-    SSL_SESSION_free(again);
-
-    /* with a HelloRetryRequest (the client's key share is X25519, the listener
-     * takes P-384 only) the ClientHello comes twice: still stateful, and the
-     * ticket still resumes, once */
-    rp_config_unref(conf);
-    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', groups = 'P-384'", NULL);
-    t = server_of(conf);
-    assert_int_equal(SSL_CTX_set1_groups_list(c13, "X25519:P-384"), 1);
-    assert_true(connect_to(t, c13, "localhost", NULL, NULL, &sess, NULL));
-    assert_int_equal(ticket_len(sess), 32);
-    again = SSL_SESSION_dup(sess);
-    next = resumed(t, c13, sess);
+    next = resumed(t, cctx, sess);                 /* one new ticket, the used one gone */
     assert_int_equal(ticket_len(next), 32);
     rp_tls_server_stats(t, &st);
     assert_int_equal(st.sessions, 2);
-    assert_true(connect_to(t, c13, "localhost", again, NULL, NULL, &reused));
+    assert_true(connect_to(t, cctx, "localhost", again, NULL, NULL, &reused));
     assert_false(reused);
-    SSL_SESSION_free(again);
+    last = resumed(t, cctx, next);
+    SSL_SESSION_free(last);
     SSL_SESSION_free(next);
+    SSL_SESSION_free(again);
     SSL_SESSION_free(sess);
+}
+
+/* A TLS 1.3 stateful ticket is forgotten once it has resumed a handshake:
+ * clients use a ticket once and get a new one, and the cache keeps what they
+ * can still use. */
+static void
+test_stateful_ticket_used_once(void **state)
+{
+    rp_config_t      *conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key'", NULL);
+    SSL_CTX          *c13 = client_ctx(TLS1_3_VERSION, 0, NULL);
+    SSL_CTX          *c12 = client_ctx(0, TLS1_2_VERSION, NULL);
+    SSL_SESSION      *sess = NULL, *next;
+
+    stateful_ticket_used_once(server_of(conf), c13);
+    rp_config_unref(conf);
+
+    /* with a HelloRetryRequest (the client's key share is X25519, the listener
+     * takes P-384 only) each ClientHello comes twice: the same */
+    conf = must_load("cert = 'srv_rsa.crt', key = 'srv_rsa.key', groups = 'P-384'", NULL);
+    assert_int_equal(SSL_CTX_set1_groups_list(c13, "X25519:P-384"), 1);
+    stateful_ticket_used_once(server_of(conf), c13);
 
     /* a TLS 1.2 session ID resumes again and again */
-    assert_true(connect_to(t, c12, "localhost", NULL, NULL, &sess, NULL));
-    next = resumed(t, c12, sess);
+    assert_true(connect_to(server_of(conf), c12, "localhost", NULL, NULL, &sess, NULL));
+    next = resumed(server_of(conf), c12, sess);
     SSL_SESSION_free(next);
-    next = resumed(t, c12, sess);
+    next = resumed(server_of(conf), c12, sess);
     SSL_SESSION_free(next);
     SSL_SESSION_free(sess);
     SSL_CTX_free(c12);
