@@ -321,17 +321,24 @@ memo_on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
     }
 }
 
-/* Remembers on ssl the TLS 1.3 stateful ticket it is resuming, which is
- * forgotten once the handshake has resumed it (memo_forget_used_ticket). */
-static void
-memo_stash_stateful(SSL *ssl, rp_tls_memo_t *m, const unsigned char *id)
+/* A new stash of m's on ssl, for key (its slot must be empty). */
+static memo_stash_t *
+memo_stash_new(SSL *ssl, rp_tls_memo_t *m, const unsigned char *key)
 {
     memo_stash_t  *st = rp_xalloc(sizeof(memo_stash_t));
 
     st->memo = m;
-    memcpy(st->key, id, MEMO_KEY_LEN);
-    st->stateful = 1;
+    memcpy(st->key, key, MEMO_KEY_LEN);
     SSL_set_ex_data(ssl, memo_stash_idx, st);
+    return st;
+}
+
+/* A TLS 1.2 ticket's key in the memo: its key name and IV, 16 bytes each. */
+static void
+memo_ticket_key(unsigned char *key, const unsigned char *name, const unsigned char *iv)
+{
+    memcpy(key, name, 16);
+    memcpy(key + 16, iv, 16);
 }
 
 /* A TLS 1.3 client uses a ticket once (RFC 8446 C.4; OpenSSL's client
@@ -368,7 +375,8 @@ memo_on_get(SSL *ssl, const unsigned char *id, int len, int *copy)
     } else if (m != NULL && len == MEMO_KEY_LEN) {
         sess = memo_get(m, &m->store->ids, id, ssl);
         if (sess != NULL && SSL_version(ssl) == TLS1_3_VERSION) {
-            memo_stash_stateful(ssl, m, id);
+            /* forgotten once the handshake has resumed it (memo_forget_used_ticket) */
+            memo_stash_new(ssl, m, id)->stateful = 1;
         }
     }
     memo_stash_free(st);
@@ -518,8 +526,7 @@ rp_tls_memo_issued(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
     if (SSL_version(ssl) == TLS1_3_VERSION || sess == NULL) {
         return;                              /* TLS 1.3 tickets are decrypted */
     }
-    memcpy(key, name, 16);
-    memcpy(key + 16, iv, 16);
+    memo_ticket_key(key, name, iv);
     memo_put(m, &m->store->tickets, key, sess);
 }
 
@@ -527,17 +534,15 @@ int
 rp_tls_memo_recall(rp_tls_memo_t *m, SSL *ssl, const unsigned char *name,
                    const unsigned char *iv)
 {
+    unsigned char  key[MEMO_KEY_LEN];
     memo_stash_t  *st;
 
     if (SSL_version(ssl) == TLS1_3_VERSION) {
         return 0;
     }
     memo_stash_free(memo_unstash(ssl));
-    st = rp_xalloc(sizeof(memo_stash_t));
-    st->memo = m;
-    memcpy(st->key, name, 16);
-    memcpy(st->key + 16, iv, 16);
-    SSL_set_ex_data(ssl, memo_stash_idx, st);
+    memo_ticket_key(key, name, iv);
+    st = memo_stash_new(ssl, m, key);
     /* the ClientHello is still there while OpenSSL looks for the session */
     if (SSL_client_hello_get0_session_id(ssl, NULL) == 0) {
         return 0;                            /* no ID to resume by: decrypt */
