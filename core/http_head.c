@@ -658,10 +658,23 @@ msg_scan_head(rp_msg_t *m, const char *p, size_t n)
  * message to it, and what follows is the next request. A front end that
  * reads the bytes as RFC 9112 §7.1 says sees something else, which is how a
  * request is smuggled past it. So chunked framing is checked here first, byte
- * for byte except the data, which is only counted. */
+ * for byte except the data, which is only counted.
+ *
+ * llhttp 8.1 also refuses valid chunk extensions: a second one ("5;a=b;c=d")
+ * and whitespace around them ("5 ;a=b", "5; a=b"). Their grammar is checked
+ * here, and llhttp never sees them: it gets "5" and then the line's CRLF.
+ * Extensions are dropped anyway, since bodies are forwarded decoded. */
 enum {
     CK_SIZE = 0,       /* chunk-size: hex digits                          */
-    CK_EXT,            /* after them: chunk extensions, up to CR          */
+    CK_EXT_BWS,        /* after them: whitespace, then ";" or CR          */
+    CK_EXT_NAME_BWS,   /* after ";": whitespace, then a name              */
+    CK_EXT_NAME,       /* a chunk-ext-name (token)                        */
+    CK_EXT_AFTER_NAME, /* after a name: whitespace, then "=", ";" or CR   */
+    CK_EXT_VAL_BWS,    /* after "=": whitespace, then a value             */
+    CK_EXT_TOKEN,      /* a token value                                   */
+    CK_EXT_QUOTED,     /* a quoted-string value                           */
+    CK_EXT_QUOTED_ESC, /* ... after a backslash                           */
+    CK_EXT_AFTER_VAL,  /* after a value: whitespace, then ";" or CR       */
     CK_SIZE_LF,        /* the LF of the chunk-size line                   */
     CK_DATA,           /* ck_left data bytes                              */
     CK_DATA_CR,        /* the CRLF after the data                         */
@@ -687,6 +700,78 @@ msg_chunk_fail(rp_msg_t *m, const char *why)
     m->status = msg_fault_status(m, 400);
     m->error = why;
     return -1;
+}
+
+static int
+is_bws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* qdtext / quoted-pair's second byte (RFC 9110 §5.6.4): HTAB, SP, VCHAR, obs-text */
+static int
+is_qchar(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* One byte of a chunk-size line's extensions (RFC 9112 §7.1.1):
+ * *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) BWS CRLF.
+ * Returns the next state, or -1 if c cannot come here. */
+static int
+chunk_ext_next(int state, unsigned char c)
+{
+    switch (state) {
+    case CK_EXT_BWS:
+    case CK_EXT_AFTER_VAL:
+        return is_bws(c) ? state : c == ';' ? CK_EXT_NAME_BWS : -1;
+    case CK_EXT_NAME_BWS:
+        return is_bws(c) ? state : tchar[c] ? CK_EXT_NAME : -1;
+    case CK_EXT_NAME:
+        if (tchar[c]) {
+            return CK_EXT_NAME;
+        }
+        /* fall through */
+    case CK_EXT_AFTER_NAME:
+        return is_bws(c) ? CK_EXT_AFTER_NAME : c == '=' ? CK_EXT_VAL_BWS
+               : c == ';' ? CK_EXT_NAME_BWS : -1;
+    case CK_EXT_VAL_BWS:
+        return is_bws(c) ? state : c == '"' ? CK_EXT_QUOTED : tchar[c] ? CK_EXT_TOKEN : -1;
+    case CK_EXT_TOKEN:
+        return tchar[c] ? CK_EXT_TOKEN : is_bws(c) ? CK_EXT_AFTER_VAL
+               : c == ';' ? CK_EXT_NAME_BWS : -1;
+    case CK_EXT_QUOTED:
+        return c == '"' ? CK_EXT_AFTER_VAL : c == '\\' ? CK_EXT_QUOTED_ESC
+               : is_qchar(c) ? CK_EXT_QUOTED : -1;
+    case CK_EXT_QUOTED_ESC:
+        return is_qchar(c) ? CK_EXT_QUOTED : -1;
+    }
+    return -1;
+}
+
+/* Checks the extensions of a chunk-size line at p[0..n) up to the CR that
+ * ends it (left for msg_check_chunked). Returns how many bytes it took: 0
+ * outside extensions, -1 if they are invalid. */
+static ssize_t
+msg_skip_chunk_ext(rp_msg_t *m, const char *p, size_t n)
+{
+    size_t  i;
+    int     next;
+
+    if (m->ck_state < CK_EXT_BWS || m->ck_state > CK_EXT_AFTER_VAL) {
+        return 0;
+    }
+    for (i = 0; i < n && p[i] != '\r'; i++) {
+        if ((next = chunk_ext_next(m->ck_state, (unsigned char) p[i])) < 0) {
+            return msg_chunk_fail(m, "invalid chunk extension");
+        }
+        m->ck_state = (uint8_t) next;
+    }
+    if (i < n && (m->ck_state == CK_EXT_NAME_BWS || m->ck_state == CK_EXT_VAL_BWS
+                  || m->ck_state == CK_EXT_QUOTED || m->ck_state == CK_EXT_QUOTED_ESC)) {
+        return msg_chunk_fail(m, "invalid chunk extension");   /* a CR too early */
+    }
+    return (ssize_t) i;
 }
 
 /* Checks the chunked body bytes p[0..n) (state in m->ck_*). Returns how many
@@ -718,19 +803,27 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
                 m->ck_left = (m->ck_left << 4) | (uint64_t) h;
                 m->ck_digits = 1;
             } else if (m->ck_digits && (c == ';' || c == ' ' || c == '\t')) {
-                m->ck_state = CK_EXT;
+                m->ck_state = CK_EXT_BWS;
+                return (ssize_t) i - 1;    /* llhttp is not shown the extensions */
             } else if (m->ck_digits && c == '\r') {
                 m->ck_state = CK_SIZE_LF;
             } else {
                 return msg_chunk_fail(m, "invalid chunk size");
             }
             break;
-        case CK_EXT:
-            if (c == '\r') {
-                m->ck_state = CK_SIZE_LF;
-            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        case CK_EXT_BWS:
+        case CK_EXT_NAME_BWS:
+        case CK_EXT_NAME:
+        case CK_EXT_AFTER_NAME:
+        case CK_EXT_VAL_BWS:
+        case CK_EXT_TOKEN:
+        case CK_EXT_QUOTED:
+        case CK_EXT_QUOTED_ESC:
+        case CK_EXT_AFTER_VAL:
+            if (c != '\r') {              /* msg_skip_chunk_ext() stops at it */
                 return msg_chunk_fail(m, "invalid chunk extension");
             }
+            m->ck_state = CK_SIZE_LF;
             break;
         case CK_SIZE_LF:
             if (c != '\n') {
@@ -809,10 +902,16 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
         len = n - done;
         checked = m->stage == RP_MSG_BODY && m->ck_on;
         if (checked) {
+            if ((k = msg_skip_chunk_ext(m, p + done, len)) < 0) {
+                return -1;
+            }
+            done += (size_t) k;
+            len -= (size_t) k;
             if ((k = msg_check_chunked(m, p + done, len)) < 0) {
                 return -1;
             }
-            len = (size_t) k;              /* llhttp gets no byte past the framing's end */
+            len = (size_t) k;              /* llhttp gets no byte past the framing's end,
+                                              nor an extension */
         }
         m->feed_start = p + done;
         m->feed_end = p + done + len;
@@ -821,7 +920,11 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
             if (checked && m->ck_state == CK_DONE) {
                 return msg_chunk_fail(m, "chunked framing not understood alike");
             }
-            return (ssize_t) (done + len);
+            done += len;
+            if (checked && done < n) {
+                continue;                  /* stopped before an extension */
+            }
+            return (ssize_t) done;
         }
         if (err != HPE_PAUSED) {
             return msg_feed_failed(m, err);

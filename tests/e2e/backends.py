@@ -337,6 +337,17 @@ def h_chunked(conn, req):
     return not req.wants_close()
 
 
+def h_chunk_exts(conn, req):
+    """chunked, each chunk-size line with RFC 9112 extensions (several, with
+    whitespace and a quoted value)"""
+    conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    if req.method != "HEAD":
+        for i, piece in enumerate(CHUNKED_PIECES):
+            conn.send(b"%x ; n=%d;q=\"a;b \\\"c\"\t;flag\r\n%s\r\n" % (len(piece), i, piece))
+        conn.send(b"0;last=1\r\n\r\n")
+    return not req.wants_close()
+
+
 CHUNKED_PIECES = [b"first chunk;", b"x" * 5000, b"-second-", b"y" * 70000, b"end\n"]
 CHUNKED_BODY = b"".join(CHUNKED_PIECES)
 CLOSE_DELIMITED_BODY = b"close-delimited body " + b"z" * 30000 + b" end\n"
@@ -434,6 +445,7 @@ def h_slow_reader(conn, q):
 MODES = {
     "normal": h_normal,
     "chunked": h_chunked,
+    "chunk_exts": h_chunk_exts,
     "close_delimited": h_close_delimited,
     "connection_close": h_connection_close,
     "interim": h_interim,

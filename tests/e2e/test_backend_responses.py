@@ -29,6 +29,19 @@ def test_chunked_response_relayed(backend, rproxy):
     c.close()
 
 
+def test_chunk_extensions_in_response_relayed(backend, rproxy):
+    """Valid extensions that llhttp 8.1 alone would refuse (two on a line,
+    whitespace, a quoted value with ';'): the body passes, re-chunked."""
+    be, p = start(backend, rproxy, "chunk_exts")
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/x%d" % i))
+        resp = c.read_response(timeout=10)
+        assert resp is not None and resp.status == 200 and resp.complete, resp
+        assert resp.body == CHUNKED_BODY
+    c.close()
+
+
 def test_close_delimited_to_http11_keepalive_client_is_chunked(backend, rproxy):
     be, p = start(backend, rproxy, "close_delimited")
     c = RawClient(p.port)

@@ -161,6 +161,36 @@ def test_chunked_extensions_and_trailers_pass_byte_by_byte(setup):
     assert be.requests[-1].body == b"hello0123456789"
 
 
+# RFC 9112 §7.1.1 chunk extensions: valid ones llhttp 8.1 alone refuses, and
+# invalid ones (a name missing, a space inside a token, an open quote).
+VALID_CHUNK_EXTS = [b"5;a=b;c=d", b"5 ;a=b", b"5; a = b ", b'5;q="x;y \\"z";f', b"5\t"]
+INVALID_CHUNK_EXTS = [b"5 x", b"5;", b"5;a=b c", b'5;a="open', b"5;=b", b"5;a=b,c"]
+
+
+@pytest.mark.parametrize("line", VALID_CHUNK_EXTS, ids=range(len(VALID_CHUNK_EXTS)))
+def test_valid_chunk_extensions_pass(setup, line):
+    be, p = setup
+    data = (b"POST /ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + line + b"\r\nhello\r\n6;n=2;m\r\n world\r\n0;end=1\r\n\r\n")
+    c = RawClient(p.port)
+    c.send(data)
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 200, r
+    assert be.requests[-1].body == b"hello world"
+
+
+@pytest.mark.parametrize("line", INVALID_CHUNK_EXTS, ids=range(len(INVALID_CHUNK_EXTS)))
+def test_invalid_chunk_extensions_rejected(setup, line):
+    be, p = setup
+    data = (b"POST /front HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + line + b"\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    rejected(p, data, (400,))
+    time.sleep(0.3)
+    assert be.requests == [], "backend got a complete request: %r" % be.requests
+    assert all(h.path != "/smuggled" for h in be.heads)
+
+
 def served(p, data):
     """data on a new connection gets a 200."""
     c = RawClient(p.port)

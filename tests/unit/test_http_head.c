@@ -1125,6 +1125,60 @@ test_response_errors(void **state)
     expect_resp_error(S("HTTP/1.1 2x0 OK\r\n\r\n"), 502);
 }
 
+/* RFC 9112 §7.1.1 chunk extensions. llhttp 8.1 refuses a second one and
+ * whitespace around them; http_head.c checks them itself and hides them. */
+static void
+test_chunk_extensions(void **state)
+{
+    static const char *const  valid[] = {
+        "5;a=b", "5;a=b;c=d", "5;a;b", "5;a", "5 ;a=b", "5\t; a = b ", "5; a=b ;c",
+        "5;a=\"x y\"", "5;a=\"q\\\"uote;d\";e=f", "5;a=\"\"", "5 ", "005;n=v",
+        "5;!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~",
+    };
+    static const char *const  invalid[] = {
+        "5 x", "5;", "5; ", "5;a=", "5;=b", "5;a=b c", "5;a=\"open", "5;a=\"x\"y",
+        "5;a b", "5;a==b", "5;a=\"\x01\"", "5;a\x7f", "5;\"a\"=b", "5;a=b,c", "5;;a",
+        "5;a=\"x\\\x01\"",
+    };
+    char     req[256];
+    size_t   i, step;
+    int      n;
+    rp_msg_t m;
+    rec_t    r;
+
+    (void) state;
+    for (i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+        n = snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n"
+                     "6;last=1\r\n world\r\n0;end\r\n\r\nGET /next", valid[i]);
+        for (step = 0; step <= 3; step++) {
+            assert_int_equal(parse_req(&m, &r, req, (size_t) n, step),
+                             n - (int) sizeof("GET /next") + 1);
+            assert_int_equal(m.stage, RP_MSG_DONE);
+            assert_int_equal(r.completes, 1);
+            assert_int_equal(r.body_len, 11);
+            assert_memory_equal(r.body, "hello world", 11);
+            rp_msg_cleanup(&m);
+        }
+        n = snprintf(req, sizeof(req), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "%s\r\nhello\r\n0\r\n\r\n", valid[i]);
+        for (step = 0; step <= 1; step++) {
+            assert_int_equal(parse_resp(&m, &r, req, (size_t) n, step), n);
+            assert_int_equal(r.completes, 1);
+            assert_int_equal(r.body_len, 5);
+            rp_msg_cleanup(&m);
+        }
+    }
+    for (i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        n = snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n0\r\n\r\n", invalid[i]);
+        expect_req_error(req, (size_t) n, 400);
+        n = snprintf(req, sizeof(req), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "%s\r\nhello\r\n0\r\n\r\n", invalid[i]);
+        expect_resp_error(req, (size_t) n, 502);
+    }
+}
+
 static void
 test_response_head_too_big(void **state)
 {
@@ -1167,6 +1221,7 @@ main(void)
         cmocka_unit_test(test_max_head),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_chunked_trailers),
+        cmocka_unit_test(test_chunk_extensions),
         cmocka_unit_test(test_no_trailers),
         cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_hop_by_hop),
