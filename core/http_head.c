@@ -865,18 +865,6 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
     return (ssize_t) i;
 }
 
-/* llhttp stops an unknown method at its first byte that no method it knows
- * has there: a token byte means a method llhttp cannot parse, which RFC 9110
- * §9.1 answers with 501, anything else ("GE(T", " /") a malformed line. */
-static int
-msg_unknown_method(rp_msg_t *m)
-{
-    const char  *at = llhttp_get_error_pos(&m->parser);
-
-    return at != NULL && at >= m->feed_start && at < m->feed_end
-           && tchar[(unsigned char) *at];
-}
-
 static ssize_t
 msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
 {
@@ -885,11 +873,6 @@ msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
         if (err == HPE_INVALID_VERSION && m->parser.type == HTTP_REQUEST
             && m->parser.http_major >= 2) {
             m->status = 505;               /* llhttp knows 2.0 only; 3.0 is as unsupported */
-        }
-        if (err == HPE_INVALID_METHOD && m->parser.type == HTTP_REQUEST
-            && msg_unknown_method(m)) {
-            m->status = 501;
-            m->error = "unknown method";
         }
     }
     if (m->error == NULL) {

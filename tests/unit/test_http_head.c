@@ -446,20 +446,6 @@ test_versions(void **state)
     expect_req_error(S("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 400);
 }
 
-/* A method llhttp does not know is one it cannot parse: 501 (RFC 9110 §9.1);
- * bytes no method can hold are a malformed request line: 400. */
-static void
-test_unknown_methods(void **state)
-{
-    (void) state;
-    expect_req_error(S("FOO / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
-    expect_req_error(S("GETX / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
-    expect_req_error(S("get / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
-    expect_req_error(S("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
-    expect_req_error(S("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
-    expect_req_error(S("\x01GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
-}
-
 static void
 test_framing(void **state)
 {
@@ -1223,7 +1209,6 @@ main(void)
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_http10_without_host),
         cmocka_unit_test(test_versions),
-        cmocka_unit_test(test_unknown_methods),
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_bare_lf_in_fields),
         cmocka_unit_test(test_bare_lf_after_start_line),
