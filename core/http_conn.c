@@ -39,6 +39,7 @@ static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void conn_on_timer(rp_http_conn_t *c);
+static void conn_on_timer_ev(evutil_socket_t fd, short what, void *arg);
 static void conn_close(rp_http_conn_t *c);
 static void client_free(rp_client_t *cl);
 static void conn_destroy(rp_http_conn_t *c);
@@ -48,6 +49,9 @@ static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_
 /* A conn is allocated when the worker has no spare; up to 1032 bytes glibc
  * serves it from the thread's cache, past that through _int_malloc. */
 _Static_assert(sizeof(rp_http_conn_t) <= 1032, "rp_http_conn_t outgrew glibc's tcache sizes");
+/* an idle connection costs this struct (in a 288-byte malloc chunk) and
+ * libevent's entry for its socket */
+_Static_assert(sizeof(rp_client_t) <= 280, "rp_client_t outgrew a 288-byte malloc chunk");
 
 static void
 conn_set_state(rp_http_conn_t *c, rp_conn_state_e s)
@@ -85,10 +89,8 @@ rp_http_conn_body_timeout(rp_http_conn_t *c, int on)
 static void
 conn_deadline_at(rp_http_conn_t *c, double due)
 {
-    rp_client_t  *cl = c->cl;
-
-    cl->due = due;
-    rp_timer_due(&cl->timer_ev, &cl->timer_at, due);
+    c->cl->deadline.due = due;
+    rp_timer_due(&c->timer_ev, &c->timer_at, due);
 }
 
 void
@@ -97,16 +99,20 @@ rp_http_conn_deadline(rp_http_conn_t *c, double seconds)
     if (seconds > 0) {
         conn_deadline_at(c, rp_now() + seconds);
     } else {
-        c->cl->due = 0;                    /* a pending timer then does nothing */
+        c->cl->deadline.due = 0;           /* a pending timer then does nothing */
     }
 }
 
-/* Before the connection goes: the timer must not fire any more. */
+/* No deadline any more: the timer of its conn, or its place in the park
+ * queue, goes. */
 static void
 client_timer_stop(rp_client_t *cl)
 {
-    cl->due = 0;
-    rp_timer_stop(&cl->timer_ev, &cl->timer_at);
+    cl->deadline.due = 0;
+    if (cl->c != NULL) {
+        rp_timer_stop(&cl->c->timer_ev, &cl->c->timer_at);
+    }
+    rp_parkq_remove(&cl->l->parkq, &cl->deadline);
 }
 
 /* ---- conns: spares, binding, parking ----------------------------------------------- */
@@ -154,6 +160,7 @@ conn_put(rp_http_conn_t *c)
     struct evbuffer  *out;
 
     rp_msg_cleanup(&c->req);
+    rp_timer_stop(&c->timer_ev, &c->timer_at);
     if (c->ssl != NULL || w->nconn_spares >= CONN_SPARES_MAX || rp_worker_stopping(w)) {
         bufferevent_free(c->bev);
         free(c);
@@ -259,22 +266,34 @@ conn_ipv4_text(const struct in_addr *in, char *a)
     }
 }
 
+static void
+conn_addr_text(rp_http_conn_t *c, const rp_client_t *cl)
+{
+    if (cl->ipv6) {
+        inet_ntop(AF_INET6, cl->ip, c->addr, sizeof(c->addr));
+    } else {
+        conn_ipv4_text((const struct in_addr *) cl->ip, c->addr);
+    }
+}
+
 /* Binds c to cl for its next request (at accept, or when a parked client
  * sends a byte): a fresh conn in state IDLE. */
 static void
 conn_bind(rp_http_conn_t *c, rp_client_t *cl)
 {
-    rp_worker_t             *w = cl->w;
+    rp_worker_t             *w = cl->l->w;
     const rp_listen_conf_t  *lc = cl->l->conf;
 
     c->w = w;
     c->l = cl->l;
     c->cl = cl;
     c->lc = lc;
-    c->addr = cl->addr;
+    conn_addr_text(c, cl);
     c->port = cl->port;
     c->refs = 1;                           /* the open reference, dropped at close */
     cl->c = c;
+    evtimer_assign(&c->timer_ev, w->base, conn_on_timer_ev, c);   /* not pending here */
+    c->timer_at = 0;
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
     c->req.spares = &w->msg_spares;
     c->req.max_line = (uint32_t) lc->max_request_line;
@@ -326,7 +345,10 @@ conn_park(rp_http_conn_t *c)
     rp_flush_detach(&c->flush);
     rp_reader_bind(&cl->reader, NULL, NULL, NULL, NULL);
     cl->c = NULL;
-    conn_put(c);
+    conn_put(c);                           /* its timer stops */
+    if (cl->deadline.due > 0) {
+        rp_parkq_add(&cl->l->parkq, &cl->deadline);
+    }
 }
 
 /* c has work again (a byte came) or goes: it leaves the idle list. */
@@ -369,41 +391,53 @@ client_on_ready(evutil_socket_t fd, short what, void *arg)
     rp_http_conn_t  *c;
 
     if (cl->c == NULL) {
-        if ((c = conn_get(cl->w)) == NULL) {
+        if ((c = conn_get(cl->l->w)) == NULL) {
             client_free(cl);
             return;
         }
+        rp_parkq_remove(&cl->l->parkq, &cl->deadline);
         conn_bind(c, cl);
         conn_bind_plain(c);
+        if (cl->deadline.due > 0) {
+            rp_timer_due(&c->timer_ev, &c->timer_at, cl->deadline.due);
+        }
     }
     rp_reader_ready(fd, what, &cl->reader);
 }
 
+/* A bound client's deadline (c's timer). */
 static void
-client_on_timer(evutil_socket_t fd, short what, void *arg)
+conn_on_timer_ev(evutil_socket_t fd, short what, void *arg)
 {
-    rp_client_t  *cl = arg;
+    rp_http_conn_t  *c = arg;
+    rp_client_t     *cl = c->cl;
 
-    if (cl->due == 0) {
-        cl->timer_at = 0;
+    if (cl->deadline.due == 0) {
+        c->timer_at = 0;
         return;                            /* the phase it was set for is over */
     }
-    if (!rp_timer_expired(&cl->timer_ev, &cl->timer_at, cl->due)) {
+    if (!rp_timer_expired(&c->timer_ev, &c->timer_at, cl->deadline.due)) {
         return;                            /* set early for a later deadline */
     }
-    cl->due = 0;
-    if (cl->c == NULL) {
-        client_free(cl);                   /* parked past the keep-alive time */
-    } else {
-        conn_on_timer(cl->c);
-    }
+    cl->deadline.due = 0;
+    conn_on_timer(c);
+}
+
+void
+rp_client_park_expired(rp_parkq_node_t *n, void *arg)
+{
+    rp_client_t  *cl = (rp_client_t *) ((char *) n - offsetof(rp_client_t, deadline));
+
+    (void) arg;
+    cl->deadline.due = 0;
+    client_free(cl);                       /* parked past the keep-alive time */
 }
 
 /* The socket goes: after its conn, if it had one. */
 static void
 client_free(rp_client_t *cl)
 {
-    rp_worker_conn_removed(cl->w, cl);
+    rp_worker_conn_removed(cl->l->w, cl);
     client_timer_stop(cl);
     rp_reader_detach(&cl->reader);
     if (cl->fd >= 0) {
@@ -413,15 +447,17 @@ client_free(rp_client_t *cl)
     free(cl);
 }
 
+/* The address is kept binary: its text (up to 46 bytes) is the conn's,
+ * made when a conn is bound, so that a parked client does not carry it. */
 static void
 client_set_addr(rp_client_t *cl, const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, cl->addr,
-                  sizeof(cl->addr));
+        memcpy(cl->ip, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        cl->ipv6 = 1;
         cl->port = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
     } else {
-        conn_ipv4_text(&((const struct sockaddr_in *) sa)->sin_addr, cl->addr);
+        memcpy(cl->ip, &((const struct sockaddr_in *) sa)->sin_addr, 4);
         cl->port = ntohs(((const struct sockaddr_in *) sa)->sin_port);
     }
 }
@@ -441,7 +477,6 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         return;
     }
     cl = rp_xalloc(sizeof(rp_client_t));
-    cl->w = w;
     cl->l = li;
     cl->fd = fd;
     client_set_addr(cl, sa);
@@ -463,7 +498,6 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
         conn_bind_plain(c);
     }
     rp_listener_ref(li);
-    evtimer_assign(&cl->timer_ev, w->base, client_on_timer, cl);
     if (!c->handshaking) {
         rp_http_conn_deadline(c, lc->read_timeout);   /* for the first request */
     }
@@ -528,6 +562,7 @@ conn_destroy(rp_http_conn_t *c)
         rp_config_unref(c->sock_conf);
     }
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);   /* a parked one's is, at finish */
+    cl->c = NULL;
     conn_put(c);                           /* a TLS bufferevent closes the socket */
     client_free(cl);
 }
@@ -653,7 +688,8 @@ conn_parse_loop(rp_http_conn_t *c)
             break;
         }
         c->bytes_in += (uint64_t) rc;
-        if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD && c->cl->due == 0) {
+        if (c->state == RP_CONN_HEAD && c->req.stage == RP_MSG_HEAD
+            && c->cl->deadline.due == 0) {
             /* slowloris: the whole head must arrive within read_timeout */
             conn_deadline_at(c, c->t_start + c->lc->read_timeout);
         }
@@ -863,7 +899,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     rp_http_conn_unref(c);
 }
 
-/* The phase's deadline passed (client_on_timer). */
+/* The phase's deadline passed (conn_on_timer_ev). */
 static void
 conn_on_timer(rp_http_conn_t *c)
 {

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "flush.h"
 #include "http_head.h"
+#include "parkq.h"
 #include "sockread.h"
 #include "upstream.h"
 
@@ -62,22 +63,24 @@ typedef enum {
  * keep-alive connection that waits for its next request with nothing
  * buffered either way stays bound while its worker has fewer than 32 such
  * idle ones; past that it is *parked*: its conn goes back to the worker's
- * spares and the socket alone (440 bytes) waits for the next byte, the
- * keep-alive deadline or a stop. So thousands of idle clients cost little,
+ * spares and the socket alone (280 bytes: glibc's 288-byte size) waits for
+ * the next byte, the keep-alive deadline (in its listener's park queue,
+ * parkq.h) or a stop. So thousands of idle clients cost little,
  * and a new connection's conn, bufferevent and buffers are reused, not
  * allocated. TLS connections keep theirs (the session is in it). */
 struct rp_client_s {
-    rp_worker_t                 *w;           /* back-pointer                              */
-    struct rp_listener_s        *l;           /* a reference: the listener it came from    */
+    struct rp_listener_s        *l;           /* a reference: the listener it came from;
+                                                 l->w is its worker                       */
     rp_http_conn_t              *c;           /* bound, or NULL: parked                    */
-    TAILQ_ENTRY(rp_client_s)     link;        /* in w->clients                             */
-    evutil_socket_t              fd;          /* owned (plain); -1: the TLS bufferevent's  */
+    TAILQ_ENTRY(rp_client_s)     link;        /* in l->w->clients                          */
     rp_reader_t                  reader;      /* reads: own (plain) or bev's (TLS)         */
-    struct event                 timer_ev;    /* the phase's deadline; embedded            */
-    double                       due;         /* that deadline (rp_now()), 0: none         */
-    double                       timer_at;    /* when timer_ev fires; 0: not pending       */
-    char                         addr[48];    /* client address text                       */
+    rp_parkq_node_t              deadline;    /* the phase's deadline (.due, rp_now(); 0:
+                                                 none): on c's timer while bound, in l's
+                                                 park queue while parked                  */
+    unsigned char                ip[16];      /* client address: IPv4 in the first 4 bytes */
+    evutil_socket_t              fd;          /* owned (plain); -1: the TLS bufferevent's  */
     uint16_t                     port;        /* client port                               */
+    uint8_t                      ipv6;        /* ip is IPv6                                */
 };
 
 struct rp_http_conn_s {
@@ -94,7 +97,7 @@ struct rp_http_conn_s {
     struct bufferevent          *bev;         /* owned; a plain one is kept with its spare */
     int                          refs;        /* callbacks hold one; the last unref frees  */
     rp_conn_state_e              state;       /* only conn_set_state() assigns it          */
-    const char                  *addr;        /* cl->addr                                  */
+    char                         addr[48];    /* cl's address as text (INET6_ADDRSTRLEN) */
     uint16_t                     port;        /* cl->port                                  */
     rp_msg_t                     req;         /* the request parser, reused per request    */
     /* the current request */
@@ -126,6 +129,8 @@ struct rp_http_conn_s {
     struct ssl_st               *ssl;         /* borrowed from bev; NULL: plain TCP         */
     void                        *tls_facts;   /* owned rp_tls_facts_t, read once, or NULL   */
     rp_flush_t                   flush;       /* direct writes (plain sockets)              */
+    struct event                 timer_ev;    /* cl->deadline while bound; embedded         */
+    double                       timer_at;    /* when timer_ev fires; 0: not pending        */
     double                       write_timeout; /* the socket's write timeout, s           */
     short                        up_eof_what; /* the BEV_EVENT_* of the backend's close     */
     /* flags, packed: the struct stays within glibc's 1032-byte tcache sizes */
@@ -147,6 +152,9 @@ void rp_client_shutdown(rp_client_t *cl);
 
 /* Closes at once (a worker past its grace period). */
 void rp_client_abort(rp_client_t *cl, const char *why);
+
+/* A parked client's deadline passed (its listener's park queue): it goes. */
+void rp_client_park_expired(rp_parkq_node_t *n, void *arg);
 
 /* Frees the worker's spare conns (at its end). */
 void rp_http_conn_spares_free(rp_worker_t *w);

@@ -219,7 +219,7 @@ rp_reader_consume(rp_reader_t *r, size_t used)
 {
     if (r->pend_len > 0) {
         r->pend += used;
-        r->pend_len -= used;
+        r->pend_len -= (uint32_t) used;    /* used <= pend_len */
         rp_reader_spill(r);
     } else if (used > 0) {
         evbuffer_drain(bufferevent_get_input(r->bev), used);
@@ -353,7 +353,7 @@ rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r)
             reader_read_bulk(r, in, fd);
         } else if (len == 0) {
             r->pend = r->scratch;          /* parsed in place (rp_reader_peek) */
-            r->pend_len = (size_t) n;
+            r->pend_len = (uint32_t) n;        /* n <= RP_READ_SCRATCH */
         } else {
             evbuffer_add(in, r->scratch, (size_t) n);
         }

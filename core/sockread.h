@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RP_READ_SCRATCH (16 * 1024)       /* a worker's scratch buffer, bytes */
 
@@ -35,10 +36,12 @@ typedef struct rp_reader_s {
     char                  *scratch;    /* borrowed: RP_READ_SCRATCH bytes       */
     const char            *pend;       /* a read's bytes still in scratch, for
                                           the owner's read callback only       */
-    size_t                 pend_len;
     size_t                 limit;      /* no reading while the input holds this
                                           much (0: no limit)                    */
     double                 timeout;    /* s without a byte (0: none)            */
+    uint32_t               pend_len;   /* <= RP_READ_SCRATCH; beside the flags: a
+                                          parked client's struct stays in a
+                                          smaller malloc size                   */
     unsigned               own : 1;    /* attached: it reads, not libevent      */
     unsigned               on : 1;     /* the owner wants reads                 */
     unsigned               added : 1;  /* ev is pending                         */

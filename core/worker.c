@@ -128,6 +128,7 @@ listener_new(rp_worker_t *w, rp_config_t *conf, const rp_listen_conf_t *lc, int 
         return NULL;
     }
     evconnlistener_set_error_cb(li->l, worker_on_accept_error);
+    rp_parkq_init(&li->parkq, w->base, rp_client_park_expired, NULL);
     listener_set_conf(li, conf, lc, log);
     return li;
 }
@@ -154,6 +155,7 @@ rp_listener_unref(rp_listener_t *li)
         return;
     }
     listener_close(li);
+    rp_parkq_cleanup(&li->parkq);          /* empty: a parked client holds a reference */
     rp_names_cleanup(&li->skip);
     rp_names_cleanup(&li->skip_abs);
     rp_config_unref(li->conf_ref);

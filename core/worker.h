@@ -9,6 +9,7 @@
 #include "flush.h"
 #include "gen.h"
 #include "headbuf.h"
+#include "parkq.h"
 #include "sockread.h"
 #include "http_head.h"
 #include "upstream.h"
@@ -34,6 +35,7 @@ typedef struct rp_listener_s {
                                              X-SSL-*)                                */
     rp_names_t                  skip_abs; /* the same plus Host (absolute-form)      */
     int                         refs;     /* the worker's + one per connection      */
+    rp_parkq_t                  parkq;    /* its parked clients' deadlines            */
 } rp_listener_t;
 
 /* A reload on its way to every worker: counts them in. */

@@ -23,7 +23,7 @@ from backends import big_download
 from httpclient import RawClient, req
 from proxy import basic_lua
 from test_proxy_basic import start_simple
-from test_reload_lib import ASAN
+from test_reload_lib import ASAN, Reloader
 
 
 def _own_answer(c, path, body=b""):
@@ -128,6 +128,28 @@ def test_parked_clients_closed_at_keepalive_timeout(backend, rproxy):
         assert c.wait_closed(1 + 5), "idle client %d not closed after keepalive_timeout" % i
     assert time.monotonic() - t0 > 0.5, "closed long before keepalive_timeout"
     _close_all(clients)
+
+
+def test_shorter_keepalive_after_reload_is_kept_by_parked_clients(backend, rproxy):
+    """A reload shortens keepalive_timeout from 20 s to 1 s. The clients parked
+    after it are due before the ones parked before it, although they joined
+    the listener's park queue later (core/parkq.c): they are closed about 1 s
+    after their request, while the earlier ones stay open."""
+    be = backend("normal")
+    lua = basic_lua({"app1": be.address}, listen="keepalive_timeout = %d")
+    p = rproxy(lua % 20)
+    rl = Reloader(p, 1)
+    old = _fill_idle_list(p.port)                   # 32 bound, 8 parked: due in 20 s
+    rl.reload(lua % 1)
+    new = []
+    for i in range(8):                              # the bound ones are taken: these park
+        c = RawClient(p.port)
+        assert _own_answer(c, "/short%d" % i) is None
+        new.append(c)
+    for i, c in enumerate(new):
+        assert c.wait_closed(1 + 4), "client %d parked after the reload not closed" % i
+    assert all(c.is_open() for c in old), "a client parked before the reload closed early"
+    _close_all(old + new)
 
 
 def test_sigterm_closes_parked_clients_at_once(backend, rproxy):

@@ -422,6 +422,19 @@ def test_ipv6_listener(backend, rproxy):
     r = curl("http://[::1]:%d/six" % port6, "-g")
     assert r.rc == 0 and r.status == 200, r
     assert be.paths() == ["/six"]
+    assert be.requests[-1].header("X-Forwarded-For") == "::1"
+    # 40 keep-alive clients: past the worker's 32 bound idle ones, clients park
+    # and keep their address binary; the text is made again when they bind
+    clients = [RawClient(port6, host="::1") for _ in range(40)]
+    for rnd in range(2):
+        for i, c in enumerate(clients):
+            c.send(req("GET", "/six/%d/%d" % (rnd, i)))
+            r = c.read_response()
+            assert r is not None and r.status == 200, r
+    for c in clients:
+        c.close()
+    assert len(be.requests) == 81
+    assert {q.header("X-Forwarded-For") for q in be.requests} == {"::1"}
 
 
 def test_connection_close_from_client(backend, rproxy):
