@@ -130,6 +130,14 @@ BAD_CHUNKED = [
     ("cr_and_junk_end_trailers", b"5\r\nhello\r\n0\r\n\rX"),
     ("bare_cr_in_trailer_field", b"5\r\nhello\r\n0\r\nX-T: 1\rX\r\n\r\n"),
     ("bare_lf_after_chunk_size", b"5\nhello\r\n0\r\n\r\n"),
+    # RFC 9112 §7.1.1 chunk extensions that are not: a name missing, a space
+    # inside a token, an open quote, a value that is no token
+    ("ext_not_after_semicolon", b"5 x\r\nhello\r\n0\r\n\r\n"),
+    ("ext_no_name", b"5;\r\nhello\r\n0\r\n\r\n"),
+    ("ext_space_in_value", b"5;a=b c\r\nhello\r\n0\r\n\r\n"),
+    ("ext_open_quote", b'5;a="open\r\nhello\r\n0\r\n\r\n'),
+    ("ext_value_no_name", b"5;=b\r\nhello\r\n0\r\n\r\n"),
+    ("ext_comma_in_value", b"5;a=b,c\r\nhello\r\n0\r\n\r\n"),
 ]
 
 
@@ -161,10 +169,9 @@ def test_chunked_extensions_and_trailers_pass_byte_by_byte(setup):
     assert be.requests[-1].body == b"hello0123456789"
 
 
-# RFC 9112 §7.1.1 chunk extensions: valid ones llhttp 8.1 alone refuses, and
-# invalid ones (a name missing, a space inside a token, an open quote).
+# RFC 9112 §7.1.1 chunk extensions that llhttp 8.1 alone refuses (the invalid
+# ones are in BAD_CHUNKED).
 VALID_CHUNK_EXTS = [b"5;a=b;c=d", b"5 ;a=b", b"5; a = b ", b'5;q="x;y \\"z";f', b"5\t"]
-INVALID_CHUNK_EXTS = [b"5 x", b"5;", b"5;a=b c", b'5;a="open', b"5;=b", b"5;a=b,c"]
 
 
 @pytest.mark.parametrize("line", VALID_CHUNK_EXTS, ids=range(len(VALID_CHUNK_EXTS)))
@@ -178,17 +185,6 @@ def test_valid_chunk_extensions_pass(setup, line):
     c.close()
     assert r is not None and r.status == 200, r
     assert be.requests[-1].body == b"hello world"
-
-
-@pytest.mark.parametrize("line", INVALID_CHUNK_EXTS, ids=range(len(INVALID_CHUNK_EXTS)))
-def test_invalid_chunk_extensions_rejected(setup, line):
-    be, p = setup
-    data = (b"POST /front HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + line + b"\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
-    rejected(p, data, (400,))
-    time.sleep(0.3)
-    assert be.requests == [], "backend got a complete request: %r" % be.requests
-    assert all(h.path != "/smuggled" for h in be.heads)
 
 
 def served(p, data):
