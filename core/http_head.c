@@ -161,6 +161,8 @@ rp_msg_reset(rp_msg_t *m)
     m->scan_cr = m->scan_started = m->scan_crlfs = m->scan_done = m->scan_bol = 0;
     m->ck_state = m->ck_digits = m->ck_pause = m->ck_on = 0;
     m->ck_left = 0;
+    m->um_state = m->um_ver = 0;
+    m->um_len = 0;
 }
 
 /* Stores head bytes: the start-line text (max_line bounds it) or, through
@@ -865,6 +867,95 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
     return (ssize_t) i;
 }
 
+/* llhttp knows a fixed set of methods and stops an unknown one at its first
+ * byte that no method it knows has there. An extension method (RFC 9110 §9.1
+ * allows any token) is no malformed request: the rest of its request line is
+ * checked here, and a well-formed line (token SP target SP HTTP/d.d CRLF)
+ * gets 501, anything else ("GARBAGE", "GE(T /") 400, as llhttp would say. */
+enum {
+    UM_OFF = 0,
+    UM_METHOD,          /* the method's token bytes, up to SP                 */
+    UM_TARGET_START,    /* the target's first byte                            */
+    UM_TARGET,          /* visible ASCII up to SP                             */
+    UM_VERSION,         /* "HTTP/d.d" (um_ver bytes matched), then CR         */
+    UM_LF
+};
+
+static int
+um_version_byte(unsigned i, unsigned char c)
+{
+    return i < 5 ? c == (unsigned char) "HTTP/"[i]
+           : i == 6 ? c == '.'
+           : (i == 5 || i == 7) && c >= '0' && c <= '9';
+}
+
+/* llhttp refused the method of a request at a token byte of its first
+ * line: an unknown method, maybe. */
+static int
+msg_unknown_method_starts(const rp_msg_t *m)
+{
+    const char  *at = llhttp_get_error_pos(&m->parser);
+
+    return m->parser.type == HTTP_REQUEST && m->stage == RP_MSG_HEAD && m->status == 0
+           && at != NULL && at >= m->feed_start && at < m->feed_end
+           && tchar[(unsigned char) *at];
+}
+
+/* Returns the bytes of p[0..n) taken (all of them while the line goes on),
+ * or -1 once the line is judged (m->status: 501 or 400, or 414 if long). */
+static ssize_t
+um_fail(rp_msg_t *m, int status, const char *why)
+{
+    msg_fail(m, status, why);
+    return -1;
+}
+
+static ssize_t
+msg_check_unknown_method(rp_msg_t *m, const char *p, size_t n)
+{
+    size_t         i;
+    unsigned char  c;
+
+    for (i = 0; i < n; i++) {
+        c = (unsigned char) p[i];
+        if (++m->um_len > m->max_line) {
+            return um_fail(m, 414, "request line too long");
+        }
+        switch (m->um_state) {
+        case UM_METHOD:
+            if (c == ' ') {
+                m->um_state = UM_TARGET_START;
+            } else if (!tchar[c]) {
+                return um_fail(m, 400, "invalid method");
+            }
+            break;
+        case UM_TARGET_START:
+        case UM_TARGET:
+            if (c == ' ' && m->um_state == UM_TARGET) {
+                m->um_state = UM_VERSION;
+            } else if (c <= 0x20 || c >= 0x7f) {
+                return um_fail(m, 400, "invalid request target");
+            } else {
+                m->um_state = UM_TARGET;
+            }
+            break;
+        case UM_VERSION:
+            if (m->um_ver == 8 && c == '\r') {
+                m->um_state = UM_LF;
+            } else if (m->um_ver < 8 && um_version_byte(m->um_ver, c)) {
+                m->um_ver++;
+            } else {
+                return um_fail(m, 400, "invalid HTTP version");
+            }
+            break;
+        case UM_LF:
+            return c == '\n' ? um_fail(m, 501, "method not implemented")
+                             : um_fail(m, 400, "bare CR in the request line");
+        }
+    }
+    return (ssize_t) n;
+}
+
 static ssize_t
 msg_feed_failed(rp_msg_t *m, llhttp_errno_t err)
 {
@@ -898,6 +989,9 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
     if (m->stage == RP_MSG_HEAD && !m->scan_done && msg_scan_head(m, p, n) != RP_OK) {
         return -1;
     }
+    if (m->um_state != UM_OFF) {
+        return msg_check_unknown_method(m, p, n);
+    }
     for (;;) {
         len = n - done;
         checked = m->stage == RP_MSG_BODY && m->ck_on;
@@ -925,6 +1019,13 @@ rp_msg_feed(rp_msg_t *m, const char *p, size_t n)
                 continue;                  /* stopped before an extension */
             }
             return (ssize_t) done;
+        }
+        if (err == HPE_INVALID_METHOD && msg_unknown_method_starts(m)) {
+            used = (size_t) (llhttp_get_error_pos(&m->parser) - (p + done));
+            m->um_state = UM_METHOD;
+            m->um_len = (uint32_t) used;   /* the method's bytes llhttp took */
+            k = msg_check_unknown_method(m, p + done + used, n - done - used);
+            return k < 0 ? -1 : (ssize_t) n;
         }
         if (err != HPE_PAUSED) {
             return msg_feed_failed(m, err);

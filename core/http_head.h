@@ -139,6 +139,10 @@ struct rp_msg_s {
     uint8_t                  ck_on;         /* the body is chunked: it is checked     */
     uint8_t                  ck_pause;      /* paused at the head's end to start it   */
     uint64_t                 ck_left;       /* ... chunk-size, then data bytes left   */
+    uint8_t                  um_state;      /* a method llhttp does not know: its
+                                               request line checked (http_head.c)     */
+    uint8_t                  um_ver;        /* ... bytes of "HTTP/d.d" matched        */
+    uint32_t                 um_len;        /* ... bytes of the line so far           */
     rp_msg_spares_t         *spares;        /* borrowed: the worker's, or NULL        */
 };
 

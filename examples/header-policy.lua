@@ -6,7 +6,7 @@
 --     `X-Rewrite-URL`, `X-HTTP-Method-Override`, ...), `X-Forwarded-Host`,
 --     any `X-Internal-*`, and the client's own `X-Forwarded-For` / `X-Real-IP`
 --     (the listener then adds the real peer address only);
---   * TRACE is refused with 405 (TRACK never parses: the proxy answers 400);
+--   * TRACE is refused with 405 (TRACK, which llhttp does not parse, gets 501);
 --   * every request gets an `X-Request-Id`: the client's own when it is 1 to
 --     64 characters of [A-Za-z0-9._-], else a new one (32 hex digits).
 -- Responses:

@@ -62,7 +62,12 @@ HEAD_CASES = [
     ("absolute_form_empty_host", b"GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("absolute_form_open_ipv6", b"GET http://[::1/x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("space_before_colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", (400,)),
-    ("bad_method_token", b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", (400, 501)),
+    ("bad_method_token", b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    # a method llhttp does not know cannot be parsed, let alone forwarded: 501
+    # when its request line is well-formed (RFC 9110 §9.1), else 400
+    ("unknown_method", b"QUERY /q HTTP/1.1\r\nHost: x\r\n\r\n", (501,)),
+    ("unknown_method_no_version", b"QUERY /q\r\nHost: x\r\n\r\n", (400,)),
+    ("garbage_line", b"GARBAGE\r\n\r\n", (400,)),
     ("bad_version", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", (400, 505)),
     ("http3_version", b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", (505,)),
     ("garbage_version", b"GET / HTTX/1.1\r\nHost: x\r\n\r\n", (400,)),

@@ -136,6 +136,16 @@ parse_req(rp_msg_t *m, rec_t *r, const char *p, size_t n, size_t step)
     return feed_message(m, p, n, step);
 }
 
+/* The same with max_line 128. */
+static ssize_t
+parse_req_max_line_128(rp_msg_t *m, rec_t *r, const char *p, size_t n, size_t step)
+{
+    memset(r, 0, sizeof(*r));
+    rp_msg_init(m, HTTP_REQUEST, &req_h, r);
+    m->max_line = 128;
+    return feed_message(m, p, n, step);
+}
+
 /* Expects the request in p to be refused with status, fed whole and byte by
  * byte; a failure names the caller's line. */
 typedef ssize_t (*parse_fn)(rp_msg_t *m, rec_t *r, const char *p, size_t n, size_t step);
@@ -444,6 +454,34 @@ test_versions(void **state)
     expect_req_error(S("GET / HTTP/9.9\r\nHost: a\r\n\r\n"), 505);
     expect_req_error(S("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 400);
     expect_req_error(S("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 400);
+}
+
+/* A method llhttp does not know is no malformed request: with a well-formed
+ * request line it gets 501 (RFC 9110 §9.1), else 400. Fed whole and byte by
+ * byte (expect_req_error). */
+static void
+test_unknown_methods(void **state)
+{
+    char  line[300];
+    int   n;
+
+    (void) state;
+    expect_req_error(S("FOO / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+    expect_req_error(S("QUERY /search?q=1 HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+    expect_req_error(S("GETX / HTTP/1.0\r\n\r\n"), 501);
+    expect_req_error(S("get / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);   /* case matters */
+    expect_req_error(S("GARBAGE\r\n\r\n"), 400);
+    expect_req_error(S("FOO /\r\n\r\n"), 400);
+    expect_req_error(S("FOO  / HTTP/1.1\r\n\r\n"), 400);
+    expect_req_error(S("FOO / HTTP/1.1x\r\n\r\n"), 400);
+    expect_req_error(S("FOO / HTTX/1.1\r\n\r\n"), 400);
+    expect_req_error(S("FOO /a\x01b HTTP/1.1\r\n\r\n"), 400);
+    expect_req_error(S("FOO / HTTP/1.1\rX\r\n\r\n"), 400);
+    expect_req_error(S("F(OO / HTTP/1.1\r\n\r\n"), 400);
+    expect_req_error(S("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    expect_req_error(S("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    n = snprintf(line, sizeof(line), "FOO /%0250d HTTP/1.1\r\n\r\n", 7);
+    expect_error_at(parse_req_max_line_128, line, (size_t) n, 414, __FILE__, __LINE__);
 }
 
 static void
@@ -1209,6 +1247,7 @@ main(void)
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_http10_without_host),
         cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_unknown_methods),
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_bare_lf_in_fields),
         cmocka_unit_test(test_bare_lf_after_start_line),
