@@ -36,7 +36,7 @@ class NotApplicable(Exception):
 
 # ---- wrk -------------------------------------------------------------------
 
-def wrk(port, path, duration, conns, headers=(), script=None, env=None):
+def wrk(port, path, duration, conns, headers=(), script=None, env=None, scheme="http"):
     """Runs wrk (one thread, pinned to the load CPU) and returns what it measured:
     requests, seconds, req_s, errors (socket errors + non-2xx/3xx), load_pct (how busy
     the load CPU was, wrk and the backend together) and the raw text."""
@@ -46,7 +46,7 @@ def wrk(port, path, duration, conns, headers=(), script=None, env=None):
         argv += ["-H", h]
     if script:
         argv += ["-s", str(script)]
-    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    argv.append("%s://127.0.0.1:%d%s" % (scheme, port, path))
     e = dict(os.environ)
     e.update(env or {})
     load0 = cpu_ticks(LOAD_CPU)

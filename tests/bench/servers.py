@@ -363,11 +363,12 @@ class Proxy:
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.tls_id_port = free_port() if tls else None     # the same without tickets
+        self.https_port = free_port() if tls else None      # no client certificate
         self.dir = pathlib.Path(tmp) / ("%s-%d" % (kind, self.port))
         self.dir.mkdir()
         v = dict(dir=self.dir, port=self.port, backend=backend_port, conns=BACKEND_CONNS,
                  nofile=NOFILE, maxconn=NOFILE // 2 - 100)
-        v.update(tls_vars(kind, tls, self.tls_port, self.tls_id_port))
+        v.update(tls_vars(kind, tls, self.tls_port, self.tls_id_port, self.https_port))
         if kind == "rproxy":
             v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
             conf = self.dir / "rproxy.lua"
@@ -417,7 +418,7 @@ def check_config(kind, rproxy_bin, tmp, lua, tls=None):
     d.mkdir(exist_ok=True)
     v = dict(dir=d, port=1, backend=2, conns=BACKEND_CONNS, nofile=NOFILE,
              maxconn=NOFILE // 2 - 100)
-    v.update(tls_vars(kind, tls, 3, 4))
+    v.update(tls_vars(kind, tls, 3, 4, 5))
     if kind == "rproxy":
         v["hook"] = 'dofile("%s")' % (HERE / "hook.lua") if lua else ""
         (d / "c.lua").write_text(RPROXY % v)
@@ -460,7 +461,8 @@ NGINX_TLS = """\
 
 HAPROXY_TLS = """\
     bind 127.0.0.1:%(tls_port)d ssl crt %(pem)s ca-file %(ca)s verify required
-    bind 127.0.0.1:%(tls_id_port)d ssl crt %(pem)s ca-file %(ca)s verify required no-tls-tickets"""
+    bind 127.0.0.1:%(tls_id_port)d ssl crt %(pem)s ca-file %(ca)s verify required no-tls-tickets
+    bind 127.0.0.1:%(https_port)d ssl crt %(pem)s"""
 
 # The same TLS listener without tickets: clients resume by session id from the
 # proxy's session cache (nginx: its own server block, ssl_session_tickets is per server)
@@ -472,6 +474,15 @@ NGINX_TLS_ID = """\
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         location / { proxy_pass http://backend; }
+    }
+    server {
+        listen 127.0.0.1:%(https_port)d ssl backlog=4096;
+        ssl_certificate %(cert)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location / { proxy_pass http://backend; }
     }"""
 
 RPROXY_TLS = """\
@@ -480,15 +491,18 @@ rproxy.listen { address = "127.0.0.1:%(tls_port)d", backlog = 4096, x_headers = 
             verify_client = "require" } }   -- session cache, tickets: the defaults
 rproxy.listen { address = "127.0.0.1:%(tls_id_port)d", backlog = 4096, x_headers = {},
     tls = { cert = "%(cert)s", key = "%(key)s", client_ca = "%(ca)s",
-            verify_client = "require", tickets = false } }"""
+            verify_client = "require", tickets = false } }
+rproxy.listen { address = "127.0.0.1:%(https_port)d", backlog = 4096, x_headers = {},
+    tls = { cert = "%(cert)s", key = "%(key)s" } }"""
 
 
-def tls_vars(kind, tls, tls_port, tls_id_port=None):
+def tls_vars(kind, tls, tls_port, tls_id_port=None, https_port=None):
     """The TLS parts of a proxy's configuration (empty without tls): a listener
-    on tls_port and the same without tickets on tls_id_port."""
+    on tls_port, the same without tickets on tls_id_port, and on https_port one
+    that asks no client certificate (https.py: wrk cannot present one)."""
     v = {"tls_server": "", "tls_bind": "", "tls_listen": "", "tls_id_server": ""}
     if tls:
-        f = dict(tls, tls_port=tls_port, tls_id_port=tls_id_port)
+        f = dict(tls, tls_port=tls_port, tls_id_port=tls_id_port, https_port=https_port)
         if kind == "nginx":
             v["tls_server"] = NGINX_TLS % f
             v["tls_id_server"] = NGINX_TLS_ID % f
