@@ -4,11 +4,15 @@
 
 #include "timer.h"
 
+/* The owner of the last node may free q in its expire call (a listener a
+ * reload removed goes with its last client): q is not touched after that
+ * call. While other nodes remain, their owners keep q alive. */
 static void
 parkq_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_parkq_t       *q = arg;
     rp_parkq_node_t  *n;
+    int               last;
 
     q->at = 0;                             /* fired: not pending */
     while ((n = TAILQ_FIRST(&q->nodes)) != NULL) {
@@ -16,7 +20,11 @@ parkq_on_timer(evutil_socket_t fd, short what, void *arg)
             return;                        /* re-armed for the earliest left */
         }
         rp_parkq_remove(q, n);
-        q->expire(n, q->arg);              /* may add or remove others */
+        last = TAILQ_EMPTY(&q->nodes);
+        q->expire(n, q->arg);
+        if (last) {
+            return;                        /* q may be gone; its timer is not pending */
+        }
     }
 }
 

@@ -19,7 +19,9 @@ typedef struct rp_parkq_node_s {
     double                        due;     /* rp_now() time; 0: none                   */
 } rp_parkq_node_t;
 
-/* A node's due has come: it left the queue before the call. */
+/* A node's due has come: it left the queue before the call. The call may
+ * free the queue when that node was its last; it must not add or remove
+ * other nodes. */
 typedef void (*rp_parkq_expire_fn)(rp_parkq_node_t *n, void *arg);
 
 typedef struct rp_parkq_s {

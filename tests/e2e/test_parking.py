@@ -152,6 +152,29 @@ def test_shorter_keepalive_after_reload_is_kept_by_parked_clients(backend, rprox
     _close_all(old + new)
 
 
+def test_parked_clients_outlive_their_removed_listener(backend, rproxy):
+    """A reload removes a listener while its idle clients wait, 8 of them parked.
+    Their keep-alive time then runs out: the parked ones, last to expire, go from
+    the removed listener's park queue, and the last of them frees that listener
+    and its queue. The proxy goes on serving (and, under ASan, touches nothing
+    freed)."""
+    be = backend("normal")
+    base = basic_lua({"app1": be.address})
+    second = 'rproxy.listen { address = "127.0.0.1:@PORT2@", keepalive_timeout = 2 }\n'
+    p = rproxy(base + second, nports=2)
+    rl = Reloader(p, 1)
+    clients = _fill_idle_list(p.ports[1])           # 32 bound, then 8 parked
+    rl.reload(base)
+    for i, c in enumerate(clients):
+        assert c.wait_closed(2 + 5), "client %d of the removed listener not closed" % i
+    time.sleep(0.5)
+    assert p.alive()
+    c = RawClient(p.port)
+    assert _own_answer(c, "/after") is None
+    c.close()
+    _close_all(clients)
+
+
 def test_sigterm_closes_parked_clients_at_once(backend, rproxy):
     """A stop closes idle clients, parked ones included, without waiting for
     the grace period (20 s here)."""

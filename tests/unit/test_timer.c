@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -226,6 +227,50 @@ test_parkq_cleanup_stops_timer(void **state)
     event_base_free(r.base);
 }
 
+/* The owner of the last node may free the queue in its expire call (a
+ * listener that a reload removed goes with its last client); the queue's
+ * timer callback must not touch it after that (ASan would tell). */
+typedef struct {
+    rp_parkq_t       *q;                  /* heap-allocated: freed by the last expiry */
+    rp_parkq_node_t   n[2];
+    int               expired;
+} parkq_free_rig_t;
+
+static void
+on_expired_free_queue(rp_parkq_node_t *n, void *arg)
+{
+    parkq_free_rig_t  *r = arg;
+
+    r->expired++;
+    if (n == &r->n[1]) {                  /* the last: its owner lets the queue go */
+        rp_parkq_cleanup(r->q);
+        free(r->q);
+        r->q = NULL;
+    }
+}
+
+static void
+test_parkq_last_expiry_may_free_queue(void **state)
+{
+    parkq_free_rig_t    r;
+    struct event_base  *base = event_base_new();
+    double              t0 = rp_now();
+
+    (void) state;
+    memset(&r, 0, sizeof(r));
+    r.q = malloc(sizeof(*r.q));
+    assert_non_null(r.q);
+    rp_parkq_init(r.q, base, on_expired_free_queue, &r);
+    r.n[0].due = t0 + 0.02;
+    r.n[1].due = t0 + 0.02;               /* both due in the same callback */
+    rp_parkq_add(r.q, &r.n[0]);
+    rp_parkq_add(r.q, &r.n[1]);
+    assert_int_equal(event_base_dispatch(base), 1);   /* returns: nothing left pending */
+    assert_int_equal(r.expired, 2);
+    assert_null(r.q);
+    event_base_free(base);
+}
+
 /* Sleeps until the monotonic clock has moved past t. */
 static void
 wait_past(double t)
@@ -277,6 +322,7 @@ main(void)
         cmocka_unit_test(test_parkq_expires_in_due_order),
         cmocka_unit_test(test_parkq_remove_head_rearms),
         cmocka_unit_test(test_parkq_cleanup_stops_timer),
+        cmocka_unit_test(test_parkq_last_expiry_may_free_queue),
         cmocka_unit_test(test_now_held),
     };
 
