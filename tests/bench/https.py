@@ -15,18 +15,15 @@ ratios to nginx. docs/BENCHMARKS.md quotes it.
 usage: https.py [--rproxy PATH] [--rounds N] [--duration S]
 """
 
-import argparse
 import os
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import scenarios    # noqa: E402
 import servers      # noqa: E402
 
-KINDS = ("rproxy", "nginx", "haproxy")
 CONNS = 64
 
 
@@ -53,29 +50,17 @@ def one_round(kind, tmp, pki, backend, args, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rproxy", default=str(servers.HERE.parents[1] / "build" / "rproxy"))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
-    args = ap.parse_args()
+    args = servers.tool_args(__doc__, duration=5)
     os.sched_setaffinity(0, {int(servers.LOAD_CPU)})
     out = {}
-    with tempfile.TemporaryDirectory(prefix="rproxy-https-") as tmp:
-        pki = servers.make_pki(tmp)
-        backend = servers.Backend(tmp)
-        try:
-            for r in range(args.rounds):
-                print("round %d" % (r + 1), flush=True)
-                for kind in KINDS:
-                    one_round(kind, tmp, pki, backend, args, out)
-        finally:
-            backend.stop()
-            servers.stop_all()
+    servers.tls_rounds("rproxy-https-", args.rounds,
+                       lambda kind, tmp, pki, backend:
+                       one_round(kind, tmp, pki, backend, args, out))
     med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in out.items()}
     print("HTTPS keep-alive GET /small, medians of %d rounds x %d s" % (args.rounds, args.duration))
     print("  %-8s %10s %12s %9s %16s %16s" % ("", "req/s", "CPU/req us", "load CPU",
                                               "req/s x nginx", "CPU x nginx"))
-    for kind in KINDS:
+    for kind in servers.TOOL_PROXIES:
         if kind in med:
             rs, cpu, load = med[kind]
             n = med.get("nginx")

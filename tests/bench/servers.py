@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -576,3 +577,37 @@ def make_pki(tmp):
     return {"ca": str(d / "ca.crt"), "cert": str(d / "server.crt"),
             "key": str(d / "server.key"), "pem": str(pem),
             "client_cert": str(d / "client.crt"), "client_key": str(d / "client.key")}
+
+
+# ---- tools beside the bench (tls_full.py, https.py) ------------------------
+
+TOOL_PROXIES = ("rproxy", "nginx", "haproxy")
+
+
+def tool_args(doc, **extra):
+    """The options of a bench tool: --rproxy, --rounds and extra {name: default}
+    integers; its description is doc's first line."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--rproxy", default=str(HERE.parents[1] / "build" / "rproxy"))
+    ap.add_argument("--rounds", type=int, default=3)
+    for name, default in extra.items():
+        ap.add_argument("--" + name, type=int, default=default)
+    return ap.parse_args()
+
+
+def tls_rounds(prefix, rounds, one_round):
+    """A temporary directory with the bench's certificates (make_pki) and backend;
+    one_round(kind, tmp, pki, backend) for each proxy in turn, rounds times. Stops
+    everything it started and removes the directory."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        pki = make_pki(tmp)
+        backend = Backend(tmp)
+        try:
+            for r in range(rounds):
+                print("round %d" % (r + 1), flush=True)
+                for kind in TOOL_PROXIES:
+                    one_round(kind, tmp, pki, backend)
+        finally:
+            backend.stop()
+            stop_all()

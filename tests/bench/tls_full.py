@@ -15,11 +15,9 @@ docs/BENCHMARKS.md quotes it.
 usage: tls_full.py [--rproxy PATH] [--rounds N]
 """
 
-import argparse
 import os
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,24 +47,14 @@ def one_round(kind, tmp, pki, backend, rproxy_bin, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rproxy", default=str(servers.HERE.parents[1] / "build" / "rproxy"))
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = servers.tool_args(__doc__)
     out = {}
-    with tempfile.TemporaryDirectory(prefix="rproxy-tls-full-") as tmp:
-        pki = servers.make_pki(tmp)
-        backend = servers.Backend(tmp)
-        try:
-            for _ in range(args.rounds):
-                for kind in ("rproxy", "nginx", "haproxy"):
-                    one_round(kind, tmp, pki, backend, args.rproxy, out)
-        finally:
-            backend.stop()
-            servers.stop_all()
+    servers.tls_rounds("rproxy-tls-full-", args.rounds,
+                       lambda kind, tmp, pki, backend:
+                       one_round(kind, tmp, pki, backend, args.rproxy, out))
     print("proxy CPU per full handshake + GET, us (median; each round)")
     for name, _, _ in CASES:
-        for kind in ("rproxy", "nginx", "haproxy"):
+        for kind in servers.TOOL_PROXIES:
             v = out.get((kind, name), [])
             if v:
                 print("  %-22s %-8s %6.0f   (%s)" % (name, kind, statistics.median(v),
