@@ -277,7 +277,8 @@ conn_addr_text(rp_http_conn_t *c, const rp_client_t *cl)
 }
 
 /* Binds c to cl for its next request (at accept, or when a parked client
- * sends a byte): a fresh conn in state IDLE. */
+ * sends a byte): a fresh conn in state IDLE, whose timer takes the client's
+ * deadline from its listener's park queue (conn_park() gives it back). */
 static void
 conn_bind(rp_http_conn_t *c, rp_client_t *cl)
 {
@@ -294,6 +295,10 @@ conn_bind(rp_http_conn_t *c, rp_client_t *cl)
     cl->c = c;
     evtimer_assign(&c->timer_ev, w->base, conn_on_timer_ev, c);   /* not pending here */
     c->timer_at = 0;
+    rp_parkq_remove(&cl->l->parkq, &cl->deadline);
+    if (cl->deadline.due > 0) {
+        rp_timer_due(&c->timer_ev, &c->timer_at, cl->deadline.due);
+    }
     rp_msg_init(&c->req, HTTP_REQUEST, &req_handler, c);
     c->req.spares = &w->msg_spares;
     c->req.max_line = (uint32_t) lc->max_request_line;
@@ -395,12 +400,8 @@ client_on_ready(evutil_socket_t fd, short what, void *arg)
             client_free(cl);
             return;
         }
-        rp_parkq_remove(&cl->l->parkq, &cl->deadline);
         conn_bind(c, cl);
         conn_bind_plain(c);
-        if (cl->deadline.due > 0) {
-            rp_timer_due(&c->timer_ev, &c->timer_at, cl->deadline.due);
-        }
     }
     rp_reader_ready(fd, what, &cl->reader);
 }

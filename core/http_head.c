@@ -710,6 +710,13 @@ is_bws(unsigned char c)
     return c == ' ' || c == '\t';
 }
 
+/* A chunk-size line's extensions are being read (msg_skip_chunk_ext). */
+static int
+ck_in_ext(int state)
+{
+    return state >= CK_EXT_BWS && state <= CK_EXT_AFTER_VAL;
+}
+
 /* qdtext / quoted-pair's second byte (RFC 9110 §5.6.4): HTAB, SP, VCHAR, obs-text */
 static int
 is_qchar(unsigned char c)
@@ -760,7 +767,7 @@ msg_skip_chunk_ext(rp_msg_t *m, const char *p, size_t n)
     size_t  i;
     int     next;
 
-    if (m->ck_state < CK_EXT_BWS || m->ck_state > CK_EXT_AFTER_VAL) {
+    if (!ck_in_ext(m->ck_state)) {
         return 0;
     }
     for (i = 0; i < n && p[i] != '\r'; i++) {
@@ -796,6 +803,13 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
             continue;
         }
         c = (unsigned char) p[i++];
+        if (ck_in_ext(m->ck_state)) {      /* msg_skip_chunk_ext() stopped at the CR */
+            if (c != '\r') {
+                return msg_chunk_fail(m, "invalid chunk extension");
+            }
+            m->ck_state = CK_SIZE_LF;
+            continue;
+        }
         switch (m->ck_state) {
         case CK_SIZE:
             if ((h = hex_value(c)) >= 0) {
@@ -804,7 +818,7 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
                 }
                 m->ck_left = (m->ck_left << 4) | (uint64_t) h;
                 m->ck_digits = 1;
-            } else if (m->ck_digits && (c == ';' || c == ' ' || c == '\t')) {
+            } else if (m->ck_digits && (c == ';' || is_bws(c))) {
                 m->ck_state = CK_EXT_BWS;
                 return (ssize_t) i - 1;    /* llhttp is not shown the extensions */
             } else if (m->ck_digits && c == '\r') {
@@ -812,20 +826,6 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
             } else {
                 return msg_chunk_fail(m, "invalid chunk size");
             }
-            break;
-        case CK_EXT_BWS:
-        case CK_EXT_NAME_BWS:
-        case CK_EXT_NAME:
-        case CK_EXT_AFTER_NAME:
-        case CK_EXT_VAL_BWS:
-        case CK_EXT_TOKEN:
-        case CK_EXT_QUOTED:
-        case CK_EXT_QUOTED_ESC:
-        case CK_EXT_AFTER_VAL:
-            if (c != '\r') {              /* msg_skip_chunk_ext() stops at it */
-                return msg_chunk_fail(m, "invalid chunk extension");
-            }
-            m->ck_state = CK_SIZE_LF;
             break;
         case CK_SIZE_LF:
             if (c != '\n') {
@@ -846,7 +846,7 @@ msg_check_chunked(rp_msg_t *m, const char *p, size_t n)
             if (c == '\n') {
                 return msg_chunk_fail(m, "bare LF in the trailer section");
             }
-            if (m->ck_state == CK_TRAILER_START && (c == ' ' || c == '\t')) {
+            if (m->ck_state == CK_TRAILER_START && is_bws(c)) {
                 return msg_chunk_fail(m, "obsolete line folding in the trailers");
             }
             if (c == '\r') {
@@ -901,8 +901,7 @@ msg_unknown_method_starts(const rp_msg_t *m)
            && tchar[(unsigned char) *at];
 }
 
-/* Returns the bytes of p[0..n) taken (all of them while the line goes on),
- * or -1 once the line is judged (m->status: 501 or 400, or 414 if long). */
+/* msg_fail() for msg_check_unknown_method(), which returns -1 on a verdict. */
 static ssize_t
 um_fail(rp_msg_t *m, int status, const char *why)
 {
@@ -910,6 +909,8 @@ um_fail(rp_msg_t *m, int status, const char *why)
     return -1;
 }
 
+/* Returns the bytes of p[0..n) taken (all of them while the line goes on),
+ * or -1 once the line is judged (m->status: 501 or 400, or 414 if long). */
 static ssize_t
 msg_check_unknown_method(rp_msg_t *m, const char *p, size_t n)
 {

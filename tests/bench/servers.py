@@ -6,6 +6,7 @@ to CPU 0. Every process started here is registered and stopped by its PID by
 stop_all(), which run.py calls from try/finally and atexit.
 """
 
+import argparse
 import os
 import pathlib
 import resource
@@ -587,7 +588,6 @@ TOOL_PROXIES = ("rproxy", "nginx", "haproxy")
 def tool_args(doc, **extra):
     """The options of a bench tool: --rproxy, --rounds and extra {name: default}
     integers; its description is doc's first line."""
-    import argparse
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--rproxy", default=str(HERE.parents[1] / "build" / "rproxy"))
     ap.add_argument("--rounds", type=int, default=3)
