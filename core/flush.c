@@ -5,12 +5,16 @@
 #include "rawio.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_struct.h>   /* a TLS bufferevent's ev_write */
 #include <event2/event.h>
 
 #define FLUSH_IOV 64                       /* chains per send, libevent takes 128 */
+#define STAGE_CAP (64 * 1024)              /* the worker's stage                */
+#define STAGE_PIECE (16 * 1024)            /* larger pieces go to the evbuffer  */
 
 /* evbuffer_write() through rp_sendv() (see rawio.h): the first FLUSH_IOV
  * chains in one send, what went drained. > 0 bytes written, else the
@@ -30,6 +34,48 @@ flush_write(struct evbuffer *out, int fd)
         evbuffer_drain(out, (size_t) n);
     }
     return n;
+}
+
+/* Moves what s staged into out, from the first unsent byte (sent: how many
+ * of them went already). */
+static void
+flush_spill(rp_flush_t *s, struct evbuffer *out, size_t sent)
+{
+    unsigned  i;
+
+    for (i = 0; i < s->nseg; i++) {
+        if (sent >= s->seg_len[i]) {
+            sent -= s->seg_len[i];
+            continue;
+        }
+        evbuffer_add(out, s->f->stage + s->seg_off[i] + sent, s->seg_len[i] - sent);
+        sent = 0;
+    }
+    s->nseg = 0;
+}
+
+/* Sends what s staged. Returns 1 when all went, else 0 with the rest in
+ * out (EAGAIN, or an error libevent meets again and reports). */
+static int
+flush_send_staged(rp_flush_t *s, struct evbuffer *out)
+{
+    struct iovec  vec[RP_FLUSH_SEGS];
+    size_t        total = 0;
+    ssize_t       n;
+    unsigned      i;
+
+    for (i = 0; i < s->nseg; i++) {
+        vec[i].iov_base = s->f->stage + s->seg_off[i];
+        vec[i].iov_len = s->seg_len[i];
+        total += s->seg_len[i];
+    }
+    n = rp_sendv(s->fd, vec, (int) s->nseg);
+    if (n == (ssize_t) total) {
+        s->nseg = 0;
+        return 1;
+    }
+    flush_spill(s, out, n > 0 ? (size_t) n : 0);
+    return 0;
 }
 
 static void
@@ -81,7 +127,12 @@ flush_run(rp_flush_t *s)
         return;
     }
     if (bufferevent_get_enabled(bev) & EV_WRITE) {
+        flush_spill(s, out, 0);
         return;                            /* libevent is writing it already */
+    }
+    if (s->nseg > 0 && !flush_send_staged(s, out)) {
+        rp_flush_arm(s);
+        return;
     }
     /* a socket bufferevent freezes the start of its output so that only
      * its write callback drains it; this is that callback's work, done early */
@@ -114,6 +165,7 @@ flusher_run(rp_flusher_t *f)
         s->queued = 0;
         flush_run(s);                      /* may detach others: they leave the queue */
     }
+    f->stage_len = 0;                      /* only queued flushes stage */
 }
 
 static void
@@ -155,12 +207,17 @@ rp_flusher_init(rp_flusher_t *f, struct event_base *base)
     TAILQ_INIT(&f->queue);
     f->holds = 0;
     f->ev = event_new(base, -1, 0, flusher_on_pass, f);
+    f->stage = rp_xalloc(STAGE_CAP);
+    f->stage_len = 0;
+    f->stage_cap = STAGE_CAP;
 }
 
 void
 rp_flusher_cleanup(rp_flusher_t *f)
 {
     event_free(f->ev);
+    free(f->stage);
+    f->stage = NULL;
 }
 
 static void
@@ -173,6 +230,7 @@ flush_init(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_socke
     s->queued = 0;
     s->want_drain = 0;
     s->tls = tls;
+    s->nseg = 0;
 }
 
 void
@@ -227,7 +285,79 @@ rp_flush_detach(rp_flush_t *s)
         TAILQ_REMOVE(&s->f->queue, s, link);
         s->queued = 0;
     }
+    s->nseg = 0;                           /* gone with the output they were for */
     s->bev = NULL;
+}
+
+/* Room in f's stage for n bytes of s's, as a piece of its own or as the
+ * end of its last one: the offset to copy them to, or -1. */
+static int64_t
+flush_stage_room(rp_flush_t *s, struct bufferevent *bev, size_t n)
+{
+    rp_flusher_t  *f = s->f;
+    unsigned       last;
+
+    if (s->bev != bev || s->tls || n > STAGE_PIECE || n > f->stage_cap - f->stage_len) {
+        return -1;
+    }
+    if (s->nseg == 0) {
+        if ((bufferevent_get_enabled(bev) & EV_WRITE)
+            || evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+            return -1;                     /* bytes before them wait there */
+        }
+        s->seg_off[0] = f->stage_len;
+        s->seg_len[0] = 0;
+        s->nseg = 1;
+        return f->stage_len;
+    }
+    last = s->nseg - 1;
+    if (s->seg_off[last] + s->seg_len[last] != f->stage_len) {
+        if (s->nseg == RP_FLUSH_SEGS) {
+            return -1;
+        }
+        last = s->nseg++;
+        s->seg_off[last] = f->stage_len;
+        s->seg_len[last] = 0;
+    }
+    return f->stage_len;
+}
+
+void
+rp_flush_add(rp_flush_t *s, struct bufferevent *bev, const void *p, size_t n)
+{
+    int64_t  at = s->bev != NULL ? flush_stage_room(s, bev, n) : -1;
+
+    if (at < 0) {
+        evbuffer_add(rp_flush_output(s, bev), p, n);
+    } else {
+        memcpy(s->f->stage + at, p, n);
+        s->f->stage_len += (uint32_t) n;
+        s->seg_len[s->nseg - 1] += (uint32_t) n;
+    }
+    rp_flush_queue(s);
+}
+
+struct evbuffer *
+rp_flush_output(rp_flush_t *s, struct bufferevent *bev)
+{
+    struct evbuffer  *out = bufferevent_get_output(bev);
+
+    if (s->nseg > 0) {
+        flush_spill(s, out, 0);
+    }
+    return out;
+}
+
+size_t
+rp_flush_out_len(const rp_flush_t *s, struct bufferevent *bev)
+{
+    size_t    n = evbuffer_get_length(bufferevent_get_output(bev));
+    unsigned  i;
+
+    for (i = 0; i < s->nseg; i++) {
+        n += s->seg_len[i];
+    }
+    return n;
 }
 
 int

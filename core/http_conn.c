@@ -337,7 +337,7 @@ conn_parkable(const rp_http_conn_t *c)
     return c->refs == 1 && c->state == RP_CONN_IDLE && c->ssl == NULL && !c->closed
            && !c->flush.queued && !(bufferevent_get_enabled(c->bev) & EV_WRITE)
            && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0
-           && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+           && rp_flush_out_len(&c->flush, c->bev) == 0;
 }
 
 /* The client keeps its socket, reader and keep-alive deadline; c becomes a
@@ -798,7 +798,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
     rp_http_conn_ref(c);
     rp_flush_drained(&c->flush);
     if (c->state == RP_CONN_CLOSING && !c->closed && !c->lingering
-        && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        && rp_flush_out_len(&c->flush, bev) == 0) {
         conn_output_done(c);
     } else if (c->state == RP_CONN_PROXY) {
         rp_proxy_client_drained(c);
@@ -818,7 +818,7 @@ conn_close(rp_http_conn_t *c)
     conn_set_state(c, RP_CONN_CLOSING);
     rp_reader_off(&c->cl->reader);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (rp_flush_out_len(&c->flush, c->bev) == 0) {
         conn_output_done(c);
     } else if (rp_flush_want_drain(&c->flush)) {
         return;                            /* the flusher writes it, then calls back */
@@ -937,7 +937,7 @@ conn_read_empty_body(rp_http_conn_t *c)
 void
 rp_http_conn_direct(rp_http_conn_t *c)
 {
-    struct evbuffer    *out = bufferevent_get_output(c->bev);
+    struct evbuffer    *out = rp_flush_output(&c->flush, c->bev);
     const rp_direct_t  *d = c->direct;
     size_t              before = evbuffer_get_length(out);
     int                 nobody = d->status == 204 || d->status == 304;   /* RFC 9110 §6.4.1 */
@@ -968,7 +968,7 @@ rp_http_conn_direct(rp_http_conn_t *c)
 void
 rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
 {
-    struct evbuffer  *out = bufferevent_get_output(c->bev);
+    struct evbuffer  *out = rp_flush_output(&c->flush, c->bev);
     char              body[96];
     int               blen;
     size_t            before = evbuffer_get_length(out);

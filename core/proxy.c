@@ -307,19 +307,19 @@ rp_proxy_start(rp_http_conn_t *c)
     proxy_acquire(c);
 }
 
-/* One chunk of a body we re-frame as chunked: size line, data, CRLF.
- * Returns the bytes added. */
+/* One chunk of a body we re-frame as chunked: size line, data, CRLF, to
+ * bev's output (fl its flush). Returns the bytes added. */
 static size_t
-add_chunk(struct evbuffer *out, const char *p, size_t n)
+add_chunk(rp_flush_t *fl, struct bufferevent *bev, const char *p, size_t n)
 {
     char    line[20];
     size_t  len = rp_fmt_hex(line, n);
 
     line[len++] = '\r';
     line[len++] = '\n';
-    evbuffer_add(out, line, len);
-    evbuffer_add(out, p, n);
-    evbuffer_add(out, "\r\n", 2);
+    rp_flush_add(fl, bev, line, len);
+    rp_flush_add(fl, bev, p, n);
+    rp_flush_add(fl, bev, "\r\n", 2);
     return len + n + 2;
 }
 
@@ -374,8 +374,7 @@ write_via(rp_headbuf_t *b, const rp_msg_t *m)
 static size_t
 proxy_send_head(struct bufferevent *bev, rp_flush_t *fl, const rp_headbuf_t *b)
 {
-    evbuffer_add(bufferevent_get_output(bev), b->p, b->len);
-    rp_flush_queue(fl);
+    rp_flush_add(fl, bev, b->p, b->len);
     return b->len;
 }
 
@@ -508,23 +507,19 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 void
 rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
 {
-    struct evbuffer  *out;
-
     if (c->uc == NULL) {
         return;
     }
-    out = bufferevent_get_output(c->uc->bev);
     if (c->flags & RP_REQ_OUT_CHUNKED) {
-        add_chunk(out, p, n);
+        add_chunk(&c->uc->flush, c->uc->bev, p, n);
     } else {
-        evbuffer_add(out, p, n);
+        rp_flush_add(&c->uc->flush, c->uc->bev, p, n);
     }
-    rp_flush_queue(&c->uc->flush);
     /* a backend answers once the request is whole: while its body is still
      * coming, the backend's silence counts from the last body bytes, not
      * from the head (an upload longer than read_timeout got a 504) */
     c->uc->read_at = rp_now();
-    if (evbuffer_get_length(out) > c->uc->b->conf->high_watermark
+    if (rp_flush_out_len(&c->uc->flush, c->uc->bev) > c->uc->b->conf->high_watermark
         && !(c->flags & RP_REQ_BLOCKED)) {
         /* back-pressure: stop reading the client until the backend drains */
         c->flags |= RP_REQ_BLOCKED;
@@ -676,8 +671,7 @@ proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc)
     if (uc->resp.stage == RP_MSG_BODY && rp_msg_close_delimited(&uc->resp)) {
         /* a body delimited by close is complete when the backend closes */
         if (c->flags & RP_RESP_CHUNKED) {
-            evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
-            rp_flush_queue(&c->flush);
+            rp_flush_add(&c->flush, c->bev, "0\r\n\r\n", 5);
             c->bytes_out += 5;
         }
         c->flags |= RP_RESP_DONE;
@@ -770,7 +764,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
         /* bufferevent_openssl makes one TLS record (and one write) per buffer
          * chain: room for the head and the whole small body in one chain
          * sends a small answer as one record, not split where a chain ended */
-        evbuffer_expand(bufferevent_get_output(c->bev), b->len + m->parser.content_length);
+        evbuffer_expand(rp_flush_output(&c->flush, c->bev), b->len + m->parser.content_length);
     }
     c->bytes_out += proxy_send_head(c->bev, &c->flush, b);
 }
@@ -813,16 +807,15 @@ resp_on_body(rp_msg_t *m, const char *p, size_t n)
 {
     rp_upstream_conn_t  *uc = m->owner;
     rp_http_conn_t      *c = uc->arg;
-    struct evbuffer     *out = bufferevent_get_output(c->bev);
 
     if (c->flags & RP_RESP_CHUNKED) {
-        c->bytes_out += add_chunk(out, p, n);
+        c->bytes_out += add_chunk(&c->flush, c->bev, p, n);
     } else {
-        evbuffer_add(out, p, n);
+        rp_flush_add(&c->flush, c->bev, p, n);
         c->bytes_out += n;
     }
-    rp_flush_queue(&c->flush);
-    if (evbuffer_get_length(out) > c->lc->high_watermark && !(c->flags & RP_RESP_BLOCKED)) {
+    if (rp_flush_out_len(&c->flush, c->bev) > c->lc->high_watermark
+        && !(c->flags & RP_RESP_BLOCKED)) {
         /* back-pressure: stop reading the backend until the client drains */
         c->flags |= RP_RESP_BLOCKED;
         rp_upstream_pause(uc);
