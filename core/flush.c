@@ -127,8 +127,8 @@ flush_run(rp_flush_t *s)
         return;
     }
     if (bufferevent_get_enabled(bev) & EV_WRITE) {
-        flush_spill(s, out, 0);
-        return;                            /* libevent is writing it already */
+        flush_spill(s, out, 0);            /* behind what libevent is writing */
+        return;
     }
     if (s->nseg > 0 && !flush_send_staged(s, out)) {
         rp_flush_arm(s);
@@ -209,7 +209,6 @@ rp_flusher_init(rp_flusher_t *f, struct event_base *base)
     f->ev = event_new(base, -1, 0, flusher_on_pass, f);
     f->stage = rp_xalloc(STAGE_CAP);
     f->stage_len = 0;
-    f->stage_cap = STAGE_CAP;
 }
 
 void
@@ -289,15 +288,16 @@ rp_flush_detach(rp_flush_t *s)
     s->bev = NULL;
 }
 
-/* Room in f's stage for n bytes of s's, as a piece of its own or as the
- * end of its last one: the offset to copy them to, or -1. */
+/* Reserves room in f's stage for n bytes of s's, as a new piece or at the
+ * end of its last one: the offset to copy them to, or -1 when they must go
+ * to the evbuffer. */
 static int64_t
-flush_stage_room(rp_flush_t *s, struct bufferevent *bev, size_t n)
+flush_stage_reserve(rp_flush_t *s, struct bufferevent *bev, size_t n)
 {
     rp_flusher_t  *f = s->f;
     unsigned       last;
 
-    if (s->bev != bev || s->tls || n > STAGE_PIECE || n > f->stage_cap - f->stage_len) {
+    if (s->bev != bev || s->tls || n > STAGE_PIECE || n > STAGE_CAP - f->stage_len) {
         return -1;
     }
     if (s->nseg == 0) {
@@ -325,7 +325,7 @@ flush_stage_room(rp_flush_t *s, struct bufferevent *bev, size_t n)
 void
 rp_flush_add(rp_flush_t *s, struct bufferevent *bev, const void *p, size_t n)
 {
-    int64_t  at = s->bev != NULL ? flush_stage_room(s, bev, n) : -1;
+    int64_t  at = s->bev != NULL ? flush_stage_reserve(s, bev, n) : -1;
 
     if (at < 0) {
         evbuffer_add(rp_flush_output(s, bev), p, n);

@@ -57,7 +57,6 @@ typedef struct rp_flusher_s {
     unsigned                   holds;     /* read callbacks that will flush it */
     char                      *stage;     /* owned: staged bytes of the queue  */
     uint32_t                   stage_len;
-    uint32_t                   stage_cap;
 } rp_flusher_t;
 
 void rp_flusher_init(rp_flusher_t *f, struct event_base *base);
