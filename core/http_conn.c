@@ -990,7 +990,8 @@ rp_http_conn_error(rp_http_conn_t *c, int status, const char *why)
         }
         before = 0;
         c->bytes_out = 0;
-        c->flags &= ~(RP_REQ_HEAD_SENT | RP_RESP_CHUNKED | RP_RESP_TO_CLOSE | RP_RESP_BLOCKED);
+        c->flags &= ~(RP_REQ_HEAD_SENT | RP_RESP_CHUNKED | RP_RESP_TO_CLOSE | RP_RESP_BLOCKED
+                      | RP_RESP_DISCARD);
     }
     if (c->flags & RP_REQ_HEAD_SENT) {
         rp_http_conn_abort(c, why);

@@ -56,6 +56,8 @@ typedef enum {
 #define RP_UP_EOF            0x2000u   /* the backend closed; handled once input is used */
 #define RP_REQ_CLIENT_CLOSES 0x4000u   /* the client asked to close: it sends no more
                                           (RFC 9112 §9.6)                          */
+#define RP_RESP_DISCARD      0x8000u   /* the backend's body is read, not relayed (a
+                                          hook's status has none: 204, 304)        */
 
 /* A client's socket: what a connection keeps from accept to close. Its
  * rp_http_conn_t (the request's state, its bufferevent and buffers: about

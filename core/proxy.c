@@ -733,11 +733,19 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     rp_msg_write_fields(m, b, (1u << RP_F_CONTENT_LENGTH) | (1u << RP_F_VIA), NULL);
     write_via(b, m);
     if (final) {
-        if (head || rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {
-            cl = rp_msg_header(m, "content-length", 14, &cllen);
-            if (cl != NULL && rp_msg_status(m) != 204) {
+        if (head || status == 304 || status == 204) {
+            if (!head && rp_msg_status(m) != 304 && rp_msg_status(m) != 204) {
+                /* on_response made it a 204 or a 304: the backend's body is
+                 * read and dropped, and no length announces it (nginx's way) */
+                c->flags |= RP_RESP_DISCARD;
+            } else if (status != 204
+                       && (cl = rp_msg_header(m, "content-length", 14, &cllen)) != NULL) {
                 rp_headbuf_add_field(b, "Content-Length", 14, cl, cllen);
             }
+        } else if (rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {
+            /* on_response made a 204 or a 304 a status with content: it has
+             * none, and its Content-Length (a 304's) described another */
+            rp_headbuf_add_lit(b, "Content-Length: 0\r\n");
         } else if (m->parser.flags & F_CONTENT_LENGTH) {
             rp_headbuf_add_uint_field(b, "Content-Length", 14, m->parser.content_length);
         } else if (client11) {
@@ -760,7 +768,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     }
     rp_headbuf_add_lit(b, "\r\n");
     if (final && c->ssl != NULL && (m->parser.flags & F_CONTENT_LENGTH) && !head
-        && m->parser.content_length <= PROXY_ONE_RECORD) {
+        && !(c->flags & RP_RESP_DISCARD) && m->parser.content_length <= PROXY_ONE_RECORD) {
         /* bufferevent_openssl makes one TLS record (and one write) per buffer
          * chain: room for the head and the whole small body in one chain
          * sends a small answer as one record, not split where a chain ended */
@@ -808,6 +816,9 @@ resp_on_body(rp_msg_t *m, const char *p, size_t n)
     rp_upstream_conn_t  *uc = m->owner;
     rp_http_conn_t      *c = uc->arg;
 
+    if (c->flags & RP_RESP_DISCARD) {
+        return 0;
+    }
     if (c->flags & RP_RESP_CHUNKED) {
         c->bytes_out += add_chunk(&c->flush, c->bev, p, n);
     } else {

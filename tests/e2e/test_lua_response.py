@@ -72,6 +72,54 @@ def test_on_response_sets_status(backend, rproxy):
     assert b'"target": "/status"' in r.body
 
 
+STATUS_SWAP_LUA = r"""
+local to = { ["/to204"] = 204, ["/to304"] = 304, ["/was204"] = 200, ["/was304"] = 200,
+             ["/head204"] = 204 }
+function rproxy.on_response(req, res)
+    if to[req.path] then res.status = to[req.path] end
+end
+"""
+
+
+def _bodyless_or_echo(conn, q):
+    """204 and 304 (with a 304's Content-Length of 50) for /was204 and /was304;
+    the JSON echo, with its body, for the rest."""
+    if q.path == "/was204":
+        conn.respond(204, content_length=False)
+        return True
+    if q.path == "/was304":
+        conn.respond(304, [("Content-Length", "50"), ("ETag", '"e"')], head_only=True)
+        return True
+    return conn.echo(q)
+
+
+def test_on_response_status_keeps_the_framing(backend, rproxy):
+    """A hook that turns a response with a body into a 204 or a 304 (the body is
+    dropped, no length announced), or a 204 or 304 into a 200 (Content-Length: 0),
+    leaves the client's stream in step: the request pipelined behind it gets its
+    own answer on the same connection."""
+    be = backend(handler=_bodyless_or_echo)
+    p = rproxy(HEAD + STATUS_SWAP_LUA, THREADS=1, LEVEL="info", SETTINGS="", B1=be.address)
+    c = RawClient(p.port)
+    want = {"/to204": (204, None), "/to304": (304, None), "/was204": (200, "0"),
+            "/was304": (200, "0")}
+    for path, (status, length) in want.items():
+        c.send(req("GET", path) + req("GET", "/next" + path))
+        r = c.read_response()
+        assert r.status == status, (path, r)
+        assert r.header("Content-Length") == length and r.header("Transfer-Encoding") is None, \
+            (path, r.headers)
+        assert r.body == b"", (path, r.body)
+        r = c.read_response()
+        assert r.status == 200 and b'"target": "/next%s"' % path.encode() in r.body, (path, r)
+    c.send(req("HEAD", "/head204") + req("GET", "/next"))
+    r = c.read_response("HEAD")
+    assert r.status == 204 and r.header("Content-Length") is None, r.headers
+    r = c.read_response()
+    assert r.status == 200 and b'"target": "/next"' in r.body, r
+    c.close()
+
+
 def test_on_response_errors_answer_500(backend, rproxy):
     be, p = start(backend, rproxy, RESPONSE_LUA)
     for path, msg in (("/error", "on_response failed on purpose"),
