@@ -3,7 +3,9 @@
  * declaration copies what it needs into C, and nothing points into Lua. */
 #include "lua_config.h"
 
+#include "log.h"
 #include "lua_sandbox.h"
+#include "lua_state.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -59,6 +61,9 @@ typedef struct {
     int             failed;      /* err holds the first error                   */
     char           *err;         /* borrowed: the caller's buffer               */
     size_t          errlen;      /* 0: the caller wants no message              */
+    size_t          mem_used;    /* bytes the load's state holds                */
+    int             mem_failed;  /* an allocation went over conf->lua_memory    */
+    unsigned long   steps;       /* instructions the top-level code has run     */
 } config_ctx_t;
 
 /* An options table being read, and how to name it in messages. */
@@ -2274,6 +2279,62 @@ config_install(lua_State *L, config_ctx_t *ctx)
     lua_setglobal(L, "rproxy");
 }
 
+/* The file's top-level code runs within the memory cap it may set itself
+ * (lua.memory; the default until then) and within RP_LUA_LOAD_INSTRUCTIONS:
+ * an endless loop or a runaway allocation there is an error at file:line,
+ * not a hung or swollen main thread that no signal stops. */
+static void *
+config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    config_ctx_t  *ctx = ud;
+    size_t         old = ptr ? osize : 0;
+    void          *p;
+
+    if (nsize == 0) {
+        free(ptr);
+        ctx->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && ctx->mem_used + (nsize - old) > ctx->conf->lua_memory) {
+        ctx->mem_failed = 1;
+        return NULL;
+    }
+    if ((p = realloc(ptr, nsize)) != NULL) {
+        ctx->mem_used = ctx->mem_used - old + nsize;
+    }
+    return p;
+}
+
+#define CONFIG_BUDGET_STEP 1000
+
+static void
+config_budget_hook(lua_State *L, lua_Debug *ar)
+{
+    config_ctx_t  *ctx;
+
+    lua_getallocf(L, (void **) &ctx);
+    if (ctx->steps <= RP_LUA_LOAD_INSTRUCTIONS) {
+        ctx->steps += CONFIG_BUDGET_STEP;
+        if (ctx->steps <= RP_LUA_LOAD_INSTRUCTIONS) {
+            return;
+        }
+        lua_sethook(L, config_budget_hook, LUA_MASKCOUNT, 1);   /* no pcall swallows it */
+    }
+    luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
+    lua_pushfstring(L, "the file's top-level code ran over %I Lua instructions (an endless "
+                       "loop?)", (lua_Integer) RP_LUA_LOAD_INSTRUCTIONS);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+static int
+config_panic(lua_State *L)
+{
+    rp_log_error("lua: unprotected error in the config loader: %s (this is a bug)",
+                 lua_tostring(L, -1));
+    abort();
+}
+
 /* Runs in protected mode: [ctx] -> nothing, or raises the load's error. */
 static int
 config_pmain(lua_State *L)
@@ -2326,12 +2387,22 @@ rp_config_load(const char *path, char *err, size_t errlen)
     }
     ctx.conf = config_new(path);
 
-    if ((L = luaL_newstate()) == NULL) {
+    if ((L = lua_newstate(config_alloc, &ctx)) == NULL) {
         config_fail(&ctx, path, 0, "cannot create a Lua state: out of memory");
     } else {
+        lua_atpanic(L, config_panic);
+        lua_sethook(L, config_budget_hook, LUA_MASKCOUNT, CONFIG_BUDGET_STEP);
         lua_pushcfunction(L, config_pmain);
         lua_pushlightuserdata(L, &ctx);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            if (ctx.mem_failed) {
+                /* Lua runs no message handler for a memory error: no line */
+                char  msg[CONFIG_MSG_LEN + PATH_MAX];
+
+                snprintf(msg, sizeof(msg), "%s: the file's top-level code went over the Lua "
+                         "memory cap (lua.memory = %zu bytes)", path, ctx.conf->lua_memory);
+                config_fail_msg(&ctx, msg);
+            }
             config_fail_msg(&ctx, lua_isstring(L, -1) ? lua_tostring(L, -1)
                                                       : "error object is not a string");
         }

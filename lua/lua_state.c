@@ -84,8 +84,13 @@ ls_budget_hook(lua_State *L, lua_Debug *ar)
     }
     lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, 1);
     luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
-    lua_pushfstring(L, "instruction budget exceeded (settings.lua.instructions = %I)",
-                    (lua_Integer) lua->budget);
+    if (lua->loading) {
+        lua_pushfstring(L, "the file's top-level code ran over %I Lua instructions (an "
+                           "endless loop?)", (lua_Integer) lua->budget);
+    } else {
+        lua_pushfstring(L, "instruction budget exceeded (settings.lua.instructions = %I)",
+                        (lua_Integer) lua->budget);
+    }
     lua_concat(L, 2);
     lua_error(L);
 }
@@ -418,13 +423,20 @@ rp_lua_new(struct rp_gen_s *g, const rp_config_t *conf, char *err, size_t errlen
     *(rp_lua_t **) lua_getextraspace(lua->L) = lua;
     lua_atpanic(lua->L, ls_panic);
     lua_sethook(lua->L, ls_budget_hook, LUA_MASKCOUNT, LS_BUDGET_STEP);
+    /* the top-level code is charged like a call, against the load's budget */
+    lua->in_call = lua->loading = 1;
+    lua->budget = RP_LUA_LOAD_INSTRUCTIONS;
     lua_pushcfunction(lua->L, ls_pmain);
     lua_pushlightuserdata(lua->L, lua);
     if (lua_pcall(lua->L, 1, 0, 0) != LUA_OK) {
-        snprintf(err, errlen, "%s", lua_tostring(lua->L, -1));
+        snprintf(err, errlen, "%s", lua_isstring(lua->L, -1) ? lua_tostring(lua->L, -1)
+                                                             : "error object is not a string");
         rp_lua_free(lua);
         return NULL;
     }
+    lua->in_call = lua->loading = 0;
+    lua->budget = conf->lua_instructions;
+    lua->used = 0;
     return lua;
 }
 

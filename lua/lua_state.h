@@ -18,6 +18,10 @@ struct event;
 #define RP_PHASE_RESPONSE 0x04u   /* on_response: read; change response fields  */
 #define RP_PHASE_LOG      0x08u   /* on_log: read only                          */
 
+/* What the top-level code of rproxy.lua may run, in the main thread's
+ * check and in each worker's state: about a second of PUC Lua. */
+#define RP_LUA_LOAD_INSTRUCTIONS 100000000UL
+
 typedef struct rp_lua_timer_s rp_lua_timer_t;
 
 typedef struct rp_lua_s {
@@ -32,6 +36,7 @@ typedef struct rp_lua_s {
     int                 budget_hit;     /* the last call ran out of instructions        */
     unsigned long       used;           /* instructions charged to the running call     */
     int                 in_call;        /* rp_lua_call() is running                      */
+    int                 loading;        /* the file's top-level code is running          */
     unsigned            phase;          /* RP_PHASE_* of the running hook; 0: none      */
     int                 on_request;     /* registry refs, LUA_NOREF when not defined    */
     int                 on_response;

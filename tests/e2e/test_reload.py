@@ -22,6 +22,7 @@ number that counts them.
 import json
 import os
 import re
+import signal
 import socket
 import time
 
@@ -118,6 +119,10 @@ def _broken_variants(a_addr):
     out.append(("unknown backend", BASE.strip("\n").replace(
         "{ { to = \"app\" } }", "{ { to = \"nope\" } }") + "\n", 7, "nope"))
     out.append(("nil index", at(4, "local t = nil; local y = t.field"), 5, "nil"))
+    # the main thread's check stops a runaway top level: it names the line
+    out.append(("endless loop", at(5, "while true do end"), 6, "endless loop"))
+    out.append(("memory", at(3, 'local t = {} for i = 1, 1e7 do t[i] = ("x"):rep(64) .. i end'),
+                None, "memory cap"))
     return out
 
 
@@ -130,7 +135,7 @@ def test_broken_files_are_refused_and_the_old_config_serves(backend, rproxy):
         chk = run_rproxy(["-t", "-c", str(p.conf)])
         assert chk.returncode != 0, "%s: -t accepts it" % label
         msg = rl.hup_refused()
-        assert re.search(r"rproxy\.lua:%d: " % line, msg), "%s: %s" % (label, msg)
+        assert line is None or re.search(r"rproxy\.lua:%d: " % line, msg), "%s: %s" % (label, msg)
         assert word in msg, "%s: %s" % (label, msg)
         for _ in range(4):
             assert policy_of(p) == "v1", label
@@ -139,6 +144,33 @@ def test_broken_files_are_refused_and_the_old_config_serves(backend, rproxy):
     assert rl.gen == 2
     assert policy_of(p) == "v2"
     assert p.alive()
+
+
+def test_endless_loop_in_the_workers_top_level_is_refused(backend, rproxy):
+    """Top-level code the main thread's check runs through (generation 0) but
+    each worker's state loops in: the workers stop it at the load's instruction
+    budget, the reload is refused naming the line, the old configuration
+    serves, and the process still stops on SIGTERM."""
+    a = backend(name="a")
+    p = rproxy(BASE, A=a.address, TAG="v1")
+    rl = Reloader(p, 2)
+    text = BASE.rstrip("\n") + "\nif rproxy.generation() > 0 then while true do end end\n"
+    rl.write(text, A=a.address, TAG="looping")
+    p.signal(signal.SIGHUP)
+    line = text.count("\n")
+    end = time.monotonic() + 30
+    while p.stderr().count("generation 2 not built; generation 1 goes on") < 2:
+        assert time.monotonic() < end, p.stderr()[-2000:]
+        time.sleep(0.1)
+    assert re.search(r"rproxy\.lua:%d: the file's top-level code ran over \d+ Lua instructions "
+                     r"\(an endless loop\?\)" % line, p.stderr()), p.stderr()[-2000:]
+    for _ in range(4):
+        assert policy_of(p) == "v1"
+    rl.gen += 1                            # the main thread validated it as generation 2
+    rl.reload(BASE, A=a.address, TAG="v2")
+    assert policy_of(p) == "v2"
+    p.stop()
+    assert not p.alive()
 
 
 def test_refused_when_a_new_listener_cannot_bind(backend, rproxy):
