@@ -1381,8 +1381,12 @@ rp_msg_valid_field(const char *name, size_t nlen, const char *value, size_t vlen
         return 0;
     }
     for (i = 0; i < vlen; i++) {
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') {
-            return 0;                    /* no header injection through a hook */
+        unsigned char  ch = (unsigned char) value[i];
+
+        /* no header injection through a hook (CR, LF, NUL), and nothing a
+         * client's field would be refused for (RFC 9110 §5.5: CTLs) */
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return 0;
         }
     }
     return 1;
@@ -1418,6 +1422,10 @@ rp_msg_add_field(rp_msg_t *m, const char *name, size_t nlen, const char *value, 
     f->value_len = (uint32_t) vlen;
     f->kind = rp_field_kind(name, nlen);
     m->kinds |= 1u << f->kind;
+    if (f->kind == RP_F_HOST) {
+        m->hosts++;                      /* a request without one gets the backend's */
+        m->host_field = (int) (f - m->fields);
+    }
     if (f->kind == RP_F_CONNECTION) {
         m->flags |= conn_options(value, vlen) & RP_MSG_CONN_FIELDS;   /* framing is decided */
     }
@@ -1432,6 +1440,10 @@ rp_msg_remove_field(rp_msg_t *m, const char *name, size_t nlen)
 
     for (i = 0; i < n; i++) {
         if (name_is(m, &m->fields[i], name, nlen)) {
+            if (m->fields[i].kind == RP_F_HOST && m->hosts > 0) {
+                m->hosts--;
+                m->host_field = -1;
+            }
             m->fields[i].name_len = 0;
             removed++;
         }

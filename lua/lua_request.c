@@ -199,7 +199,7 @@ check_field(lua_State *L, int ni, int vi, const char **name, size_t *nlen, const
     *value = luaL_checklstring(L, vi, vlen);
     if (!rp_msg_valid_field(*name, *nlen, *value, *vlen)) {
         luaL_error(L, "invalid header field: the name must be a token and the value free of "
-                      "CR, LF and NUL");
+                      "control characters (CR, LF, NUL, ...; HTAB is allowed)");
     }
 }
 
@@ -323,8 +323,15 @@ static int
 l_request_add_header(lua_State *L)
 {
     rp_http_conn_t  *c = rp_lua_request_check(L, 1);
+    size_t           nlen;
+    const char      *name = luaL_checklstring(L, 2, &nlen);
 
     rp_lua_check_phase(L, RP_PHASE_REQUEST | RP_PHASE_BALANCE);
+    if (rp_field_kind(name, nlen) == RP_F_HOST && c->req.hosts > 0) {
+        /* a second Host would be a request any server must refuse */
+        return luaL_error(L, "req:add_header(): the request has a Host; "
+                             "req:set_header() replaces it");
+    }
     return msg_set(L, &c->req, 0);
 }
 

@@ -111,6 +111,7 @@ function rproxy.on_request(req)
     if p == "/add-lf" then req:add_header("X-A", "v\nEvil: 1") end
     if p == "/set-cr" then req:set_header("X-A", "v\rEvil: 1") end
     if p == "/set-nul" then req:set_header("X-A", "v\0Evil") end
+    if p == "/set-ctl" then req:set_header("X-A", "v\11w\127Evil\1") end
     if p == "/name-space" then req:set_header("X A", "v") end
     if p == "/name-crlf" then req:set_header("Evil: 1\r\nX-A", "v") end
     if p == "/name-colon" then req:add_header("X-A:", "v") end
@@ -130,7 +131,8 @@ function rproxy.on_response(req, res)
 end
 """
 
-INJECTIONS = ["/set-crlf", "/add-lf", "/set-cr", "/set-nul", "/name-space", "/name-crlf",
+INJECTIONS = ["/set-crlf", "/add-lf", "/set-cr", "/set-nul", "/set-ctl", "/name-space",
+              "/name-crlf",
               "/name-colon", "/name-empty", "/respond-value", "/respond-list", "/respond-name",
               "/respond-numkey", "/redirect", "/uri", "/query", "/path", "/res-set", "/res-add"]
 
@@ -151,7 +153,7 @@ def test_header_injection_is_refused(backend, rproxy):
         assert b"evil" not in q.head.lower(), q.head
     assert not be.errors, be.errors
     err = p.stderr()
-    assert err.count("invalid header field") >= 11, err[-3000:]
+    assert err.count("invalid header field") >= 12, err[-3000:]
     assert "redirect(): invalid location" in err
     assert "req.uri: expected an absolute path" in err
     assert "req.query: expected visible ASCII" in err
@@ -417,3 +419,32 @@ def test_memory_cap_reached_outside_a_hook_call(backend, rproxy):
     assert r.status in (200, 500), r
     assert p.alive()
     assert "unprotected error" not in p.stderr()
+
+
+HOST_EDITS_LUA = r"""
+function rproxy.on_request(req)
+    local p = req.path
+    if p == "/remove" then req:remove_header("Host") end
+    if p == "/set" then req:set_header("Host", "new.example") end
+    if p == "/readd" then req:remove_header("host"); req:add_header("Host", "again.example") end
+    if p == "/add-second" then req:add_header("Host", "second.example") end
+end
+"""
+
+
+def test_host_edits_keep_one_host(backend, rproxy):
+    """However a hook edits Host, the backend gets exactly one: removed, the
+    backend's address (as for an HTTP/1.0 request without one); replaced, the
+    new one; a second one added is refused (500), never sent."""
+    be, p = start(backend, rproxy, HOST_EDITS_LUA)
+    want = {"/remove": be.address, "/set": "new.example", "/readd": "again.example"}
+    for path, host in want.items():
+        r = get(p, path)
+        assert r.status == 200, (path, r)
+        got = [q for q in be.requests if q.path == path][-1]
+        assert got.header_all("Host") == [host], (path, got.head)
+    r = get(p, "/add-second")
+    assert r.status == 500, r
+    assert not [q for q in be.requests if q.path == "/add-second"]
+    assert wait_log(p, "req:add_header(): the request has a Host")
+    assert_serves(p, be)
