@@ -1789,6 +1789,23 @@ config_bad_replacement(const char *s, size_t nsub)
     return NULL;
 }
 
+/* The first byte of s (n bytes) a path cannot hold, or NULL: what
+ * req.path refuses too (lua_request.c, valid_path). */
+static const char *
+config_bad_path_byte(const char *s, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char  ch = (unsigned char) s[i];
+
+        if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#') {
+            return s + i;
+        }
+    }
+    return NULL;
+}
+
 /* rewrite = { "regex", "replacement" }. Lua stack: unchanged. */
 static void
 config_route_rewrite(config_opts_t *o, rp_route_conf_t *r)
@@ -1818,6 +1835,13 @@ config_route_rewrite(config_opts_t *o, rp_route_conf_t *r)
     }
     r->has_rewrite = 1;
     r->rewrite_to = rp_xstrdup(to);
+    if ((bad = config_bad_path_byte(to, lua_rawlen(L, -1))) != NULL) {
+        /* it becomes the request line's path: no header injection from here */
+        config_raise(L, o->ctx,
+                     "%s: '%srewrite': bad replacement: byte %u (0x%02x) cannot be in a path "
+                     "(visible ASCII without '?' and '#')", o->where, o->prefix,
+                     (unsigned) (bad - to) + 1, (unsigned) (unsigned char) *bad);
+    }
     if ((bad = config_bad_replacement(to, r->rewrite_re.re_nsub)) != NULL) {
         config_raise(L, o->ctx,
                      "%s: '%srewrite': bad replacement '%s' at '%.2s' (the regex has %u "

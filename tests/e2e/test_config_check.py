@@ -38,6 +38,11 @@ BAD = [
     ("unknown_balance", 'rproxy.pool "p2" { "app1", balance = "bogus" }', "balance"),
     ("bad_regex", 'rproxy.vhost "r.com" { routes = { { regex = "([", to = "app1" } } }', None),
     ("lua_error", 'error("boom on purpose")', "boom on purpose"),
+    # a replacement becomes the request line's path: no line break may ride in it
+    ("rewrite_injection", 'rproxy.vhost "r.com" { routes = { { prefix = "/a/", to = "app1", '
+     'rewrite = { "^/a/(.*)$", "/%1 HTTP/1.1\\r\\nX-Injected: yes" } } } }',
+     "cannot be in a path"),
+    ("endless_loop", "while true do end", "endless loop"),
 ]
 
 
