@@ -66,6 +66,9 @@ typedef struct {
     unsigned long   steps;       /* instructions the top-level code has run     */
 } config_ctx_t;
 
+/* The registry key of the rproxy table a load installs. */
+static const char  config_api_key = 0;
+
 /* An options table being read, and how to name it in messages. */
 typedef struct {
     lua_State     *L;             /* the state running the declaration          */
@@ -2300,7 +2303,37 @@ config_install(lua_State *L, config_ctx_t *ctx)
     lua_pushlightuserdata(L, ctx);
     luaL_setfuncs(L, decls, 1);
     rp_lua_api_open(L, NULL);        /* top-level code may use the runtime API */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &config_api_key);
     lua_setglobal(L, "rproxy");
+}
+
+/* What each worker takes from the file once it has run: the rproxy table
+ * it was given, with the hooks in it as functions. A file that replaced
+ * the table, or set a hook to something else, passed the check and then
+ * failed every worker's start (or lost its hook without a word). Raises
+ * naming the file: an assignment leaves no line behind. */
+static void
+config_check_api(lua_State *L, const char *path)
+{
+    static const char *const  hooks[] = { "on_request", "on_response", "on_log", NULL };
+    unsigned                  i;
+
+    lua_getglobal(L, "rproxy");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &config_api_key);
+    if (!lua_rawequal(L, -1, -2)) {
+        luaL_error(L, "%s: the global 'rproxy' was replaced (it is now a %s value): the "
+                      "hooks and declarations live in it", path, luaL_typename(L, -2));
+    }
+    for (i = 0; hooks[i] != NULL; i++) {
+        lua_pushstring(L, hooks[i]);
+        if (lua_rawget(L, -2) != LUA_TNIL && !lua_isfunction(L, -1)) {
+            luaL_error(L, "%s: rproxy.%s is a %s value, not a function", path, hooks[i],
+                       luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
 }
 
 /* The file's top-level code runs within the memory cap it may set itself
@@ -2378,6 +2411,7 @@ config_pmain(lua_State *L)
     if (lua_pcall(L, 0, 0, msgh) != LUA_OK) {
         return lua_error(L);
     }
+    config_check_api(L, ctx->conf->path);
     return 0;
 }
 

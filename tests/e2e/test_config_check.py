@@ -90,6 +90,28 @@ def test_startup_with_broken_file_fails(tmpdir_rp, line5, word):
     assert "rproxy.lua:5:" in out, "expected 'rproxy.lua:5:' in %r" % out
 
 
+@pytest.mark.parametrize("last,words", [
+    ("rproxy = nil", ["the global 'rproxy' was replaced", "nil"]),
+    ("rproxy = { on_request = function() end }", ["the global 'rproxy' was replaced"]),
+    ("rproxy.on_request = 42", ["rproxy.on_request is a number value, not a function"]),
+    ("function rproxy.on_log() end rproxy.on_log = {}", ["rproxy.on_log is a table value"]),
+], ids=["rproxy_nil", "rproxy_replaced", "hook_number", "hook_table"])
+def test_check_refuses_what_the_workers_cannot_use(tmpdir_rp, last, words):
+    """A file that ends by replacing the rproxy table or setting a hook to a
+    non-function is refused by the check (and so by a start or a reload),
+    naming the file; it used to pass -t, then fail every worker or lose the
+    hook silently."""
+    path = write_conf(tmpdir_rp, GOOD_LINE5)
+    with open(path, "a") as f:
+        f.write(last + "\n")
+    p = run_rproxy(["-t", "-c", path], cwd=tmpdir_rp)
+    out = output(p)
+    assert p.returncode != 0, out
+    assert path + ": " in out, out
+    for w in words:
+        assert w in out, out
+
+
 def test_check_missing_file(tmpdir_rp):
     p = run_rproxy(["-t", "-c", os.path.join(tmpdir_rp, "nope.lua")], cwd=tmpdir_rp)
     assert p.returncode != 0, output(p)
