@@ -1209,14 +1209,16 @@ msg_check_transfer_codings(const rp_msg_t *m)
 
 /* The request-target's bytes (RFC 9112 §3.2, RFC 3986): visible ASCII only.
  * llhttp 8 lets HTAB, FF and bytes >= 0x80 through, and a backend that splits
- * the request line at whitespace would read another target and version. */
+ * the request line at whitespace would read another target and version. No
+ * '#' either: a fragment stays with the client (RFC 9110 §7.1), and backends
+ * differ on where a path with one ends. */
 static int
 target_is_valid(const char *t, size_t n)
 {
     size_t  i;
 
     for (i = 0; i < n; i++) {
-        if ((unsigned char) t[i] <= 0x20 || (unsigned char) t[i] >= 0x7f) {
+        if ((unsigned char) t[i] <= 0x20 || (unsigned char) t[i] >= 0x7f || t[i] == '#') {
             return 0;
         }
     }

@@ -57,6 +57,8 @@ HEAD_CASES = [
     ("htab_in_target", b"GET /public\tHTTP/1.0\t/admin HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("ff_in_target", b"GET /a\x0cb HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("high_bytes_in_target", b"GET /a\xff\x80b HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("fragment_in_target", b"GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("fragment_in_query", b"GET /a?q=1#f HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     # an absolute-form authority replaces Host: it is checked like Host
     ("absolute_form_userinfo", b"GET http://a@b/x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
     ("absolute_form_empty_host", b"GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
