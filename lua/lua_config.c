@@ -2344,22 +2344,9 @@ static void *
 config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     config_ctx_t  *ctx = ud;
-    size_t         old = ptr ? osize : 0;
-    void          *p;
 
-    if (nsize == 0) {
-        free(ptr);
-        ctx->mem_used -= old;
-        return NULL;
-    }
-    if (nsize > old && ctx->mem_used + (nsize - old) > ctx->conf->lua_memory) {
-        ctx->mem_failed = 1;
-        return NULL;
-    }
-    if ((p = realloc(ptr, nsize)) != NULL) {
-        ctx->mem_used = ctx->mem_used - old + nsize;
-    }
-    return p;
+    return rp_lua_capped_realloc(&ctx->mem_used, ctx->conf->lua_memory, &ctx->mem_failed, ptr,
+                                 osize, nsize);
 }
 
 #define CONFIG_BUDGET_STEP 1000

@@ -26,30 +26,37 @@ rp_lua_of(lua_State *L)
     return *(rp_lua_t **) lua_getextraspace(L);
 }
 
+void *
+rp_lua_capped_realloc(size_t *used, size_t limit, int *failed, void *ptr, size_t osize,
+                      size_t nsize)
+{
+    size_t  old = ptr ? osize : 0;
+    void   *p;
+
+    if (nsize == 0) {
+        free(ptr);
+        *used -= old;
+        return NULL;
+    }
+    if (nsize > old && *used + (nsize - old) > limit) {
+        *failed = 1;
+        return NULL;
+    }
+    if ((p = realloc(ptr, nsize)) != NULL) {
+        *used = *used - old + nsize;
+    }
+    return p;
+}
+
 /* The memory cap: a refused allocation becomes a Lua memory error in the
- * hook that asked, never a crash. When ptr is NULL, osize is a type tag. */
+ * hook that asked, never a crash. */
 static void *
 ls_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     rp_lua_t  *lua = ud;
-    size_t     old = ptr ? osize : 0;
-    void      *p;
 
-    if (nsize == 0) {
-        free(ptr);
-        lua->mem_used -= old;
-        return NULL;
-    }
-    if (nsize > old && lua->mem_used + (nsize - old) > lua->mem_limit) {
-        lua->mem_failed = 1;
-        return NULL;
-    }
-    p = realloc(ptr, nsize);
-    if (p == NULL) {
-        return NULL;
-    }
-    lua->mem_used = lua->mem_used - old + nsize;
-    return p;
+    return rp_lua_capped_realloc(&lua->mem_used, lua->mem_limit, &lua->mem_failed, ptr, osize,
+                                 nsize);
 }
 
 static int

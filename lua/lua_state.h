@@ -48,6 +48,12 @@ typedef struct rp_lua_s {
     rp_lua_timer_t     *timers;         /* owned list: rproxy.every                     */
 } rp_lua_t;
 
+/* A lua_Alloc's work under a memory cap: *used bytes are held, limit is the
+ * most; a refusal sets *failed and returns NULL, which Lua raises as a memory
+ * error. When ptr is NULL, osize is a type tag, not a size. */
+void *rp_lua_capped_realloc(size_t *used, size_t limit, int *failed, void *ptr, size_t osize,
+                            size_t nsize);
+
 /* Creates a worker's state: evaluates conf->path in it (declarations are
  * already validated by the main thread; here they only hand over the hook
  * functions). NULL on failure with the reason in err. */
