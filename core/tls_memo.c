@@ -72,6 +72,7 @@ struct memo_store_s {
  * Values in both tables are sessions no connection uses, kept until time()
  * passes the session's time + timeout. */
 struct rp_tls_memo_s {
+    atomic_uint            refs;             /* the snapshot's, and one per SSL_CTX   */
     memo_store_t          *store;            /* a reference                           */
     unsigned char          sid_ctx[SSL_MAX_SID_CTX_LENGTH];
     unsigned               sid_ctx_len;
@@ -122,10 +123,22 @@ memo_on_free_ssl(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl
     }
 }
 
+/* Called by SSL_CTX_free() once the last SSL using the SSL_CTX is gone. */
+static void
+memo_on_free_ctx(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void) parent;
+    (void) ad;
+    (void) idx;
+    (void) argl;
+    (void) argp;
+    rp_tls_memo_free(ptr);
+}
+
 static void
 memo_init(void)
 {
-    memo_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    memo_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, memo_on_free_ctx);
     memo_stash_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, memo_on_free_ssl);
 }
 
@@ -210,6 +223,7 @@ rp_tls_memo_new(const char *address, unsigned capacity, const unsigned char *sid
 
     pthread_once(&memo_once, memo_init);
     m = rp_xalloc(sizeof(rp_tls_memo_t));
+    atomic_init(&m->refs, 1);
     m->store = memo_store_acquire(address, capacity);
     m->sid_ctx_len = sid_ctx_len < sizeof(m->sid_ctx) ? sid_ctx_len : sizeof(m->sid_ctx);
     memcpy(m->sid_ctx, sid_ctx, m->sid_ctx_len);
@@ -219,7 +233,7 @@ rp_tls_memo_new(const char *address, unsigned capacity, const unsigned char *sid
 void
 rp_tls_memo_free(rp_tls_memo_t *m)
 {
-    if (m != NULL) {
+    if (m != NULL && atomic_fetch_sub(&m->refs, 1) == 1) {
         memo_store_release(m->store);
         free(m);
     }
@@ -504,6 +518,7 @@ memo_on_client_hello(SSL *ssl, int *alert, void *arg)
 void
 rp_tls_memo_install(rp_tls_memo_t *m, SSL_CTX *ctx, rp_tls_memo_mode_e mode)
 {
+    atomic_fetch_add(&m->refs, 1);         /* dropped by memo_on_free_ctx */
     SSL_CTX_set_ex_data(ctx, memo_ctx_idx, m);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(ctx, memo_on_new);

@@ -28,6 +28,11 @@ typedef struct {
  * sid_ctx (copied) sees them: another context's sessions are not resumed. */
 rp_tls_memo_t *rp_tls_memo_new(const char *address, unsigned capacity,
                                const unsigned char *sid_ctx, unsigned sid_ctx_len);
+
+/* Drops the caller's reference. Each SSL_CTX m is installed on holds one of
+ * its own until OpenSSL frees it: an SSL outlives its snapshot (libevent
+ * frees a TLS bufferevent after the connection let the snapshot go), and
+ * SSL_free() still asks m whether to forget the session. */
 void rp_tls_memo_free(rp_tls_memo_t *m);
 
 /* How a listener's new sessions are resumed. */

@@ -9,7 +9,8 @@ import ssl
 
 import pytest
 
-from tlsutil import client_ctx, config, https_get, pki, tls_table, wait_for  # noqa: F401
+from tlsutil import (client_ctx, config, https_get, pki, read_response,  # noqa: F401
+                     request_bytes, tls_connect, tls_table, wait_for)
 
 
 def start(backend, rproxy, pki, *tls_fields):
@@ -105,4 +106,33 @@ def test_repeated_reloads_swap_certificates(backend, rproxy, pki):
         reload_with(p, old, new, "validated")
         assert "reload: generation %d validated" % (i + 2) in p.stderr(), p.stderr()[-1500:]
         assert wait_for(lambda: peer_der(p, pki) == pki.der(name), timeout=5), (i, name)
+    assert p.alive()
+
+
+def test_connections_outliving_their_snapshot_close_cleanly(backend, rproxy, pki):
+    """TLS connections opened before a reload keep the old snapshot until they
+    end. When their clients then go away without close_notify, the last one
+    lets the snapshot go, libevent frees its SSL afterwards, and SSL_free asks
+    the snapshot's session memo whether to forget the session. Under ASan this
+    caught a use after free of the memo (found by fuzzing): the memo now lives
+    as long as the SSL_CTXs it serves."""
+    be, p = start(backend, rproxy, pki)
+    ctx = client_ctx(pki)
+    one, two = '"X-Forwarded-For"', '"X-Forwarded-For", "X-SSL-Protocol"'
+    for rnd in range(3):
+        conns = []
+        for _ in range(4):
+            s = tls_connect(p.port, ctx, sni="localhost")
+            s.sendall(request_bytes("/before", close=False))
+            r = read_response(s)
+            assert r is not None and r.status == 200, r
+            conns.append(s)
+        old, new = (one, two) if rnd % 2 == 0 else (two, one)
+        reload_with(p, old, new, "validated")
+        for s in conns:
+            s.sendall(request_bytes("/after", close=False))
+            r = read_response(s)
+            assert r is not None and r.status == 200, r
+            s.close()                      # no close_notify: Python's close() sends none
+        assert wait_for(lambda: https_get(p.port, ctx, sni="localhost")[0] is not None)
     assert p.alive()
