@@ -207,5 +207,6 @@ config_free(rp_config_t *conf)
     free(conf->error_log);
     free(conf->pidfile);
     free(conf->path);
+    free(conf->source);
     free(conf);
 }

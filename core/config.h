@@ -249,6 +249,9 @@ typedef struct {
 struct rp_config_s {
     atomic_int              refs;
     char                   *path;          /* owned: the file it came from               */
+    char                   *source;        /* owned: its bytes as the check read them:
+                                              each worker runs these, not the file again */
+    size_t                  source_len;
     /* settings */
     unsigned                threads;       /* default: number of CPUs                     */
     unsigned long           max_nofile;    /* 0: leave RLIMIT_NOFILE alone                */

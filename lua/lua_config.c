@@ -2392,7 +2392,8 @@ config_pmain(lua_State *L)
     config_install(L, ctx);
     lua_pushcfunction(L, config_msgh);
     msgh = lua_gettop(L);
-    if (luaL_loadfile(L, ctx->conf->path) != LUA_OK) {   /* "file:line: ..." already */
+    if (rp_lua_load_source(L, ctx->conf->source, ctx->conf->source_len, ctx->conf->path)
+        != LUA_OK) {                                       /* "file:line: ..." already */
         return lua_error(L);
     }
     if (lua_pcall(L, 0, 0, msgh) != LUA_OK) {
@@ -2418,6 +2419,43 @@ config_new(const char *path)
     return conf;
 }
 
+/* Reads the whole file into conf->source: the bytes the check runs are the
+ * bytes every worker runs, whatever happens to the file meanwhile (a worker
+ * that read it again at its next request boundary could run a version
+ * nobody checked, or fail on one and stay behind). Returns 0, or -1 with
+ * the error recorded. */
+static int
+config_read_source(config_ctx_t *ctx)
+{
+    rp_config_t  *conf = ctx->conf;
+    FILE         *f = fopen(conf->path, "rb");
+    size_t        cap = 16384, n;
+
+    char          msg[CONFIG_MSG_LEN + PATH_MAX];
+
+    if (f == NULL) {
+        snprintf(msg, sizeof(msg), "cannot open %s: %s", conf->path, strerror(errno));
+        config_fail_msg(ctx, msg);
+        return -1;
+    }
+    conf->source = rp_xalloc(cap);
+    while ((n = fread(conf->source + conf->source_len, 1, cap - conf->source_len, f)) > 0) {
+        conf->source_len += n;
+        if (conf->source_len == cap) {
+            cap *= 2;
+            conf->source = rp_xrealloc(conf->source, cap);
+        }
+    }
+    if (ferror(f)) {
+        snprintf(msg, sizeof(msg), "cannot read %s: %s", conf->path, strerror(errno));
+        config_fail_msg(ctx, msg);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
 rp_config_t *
 rp_config_load(const char *path, char *err, size_t errlen)
 {
@@ -2432,7 +2470,9 @@ rp_config_load(const char *path, char *err, size_t errlen)
     }
     ctx.conf = config_new(path);
 
-    if ((L = lua_newstate(config_alloc, &ctx)) == NULL) {
+    if (config_read_source(&ctx) != 0) {
+        L = NULL;                             /* the error is recorded */
+    } else if ((L = lua_newstate(config_alloc, &ctx)) == NULL) {
         config_fail(&ctx, path, 0, "cannot create a Lua state: out of memory");
     } else {
         lua_atpanic(L, config_panic);

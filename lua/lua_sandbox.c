@@ -4,6 +4,7 @@
 #include "lua_sandbox.h"
 
 #include <lauxlib.h>
+#include <string.h>
 #include <lualib.h>
 
 static int
@@ -120,4 +121,26 @@ rp_lua_open_libs(lua_State *L)
     lua_pushcfunction(L, sandbox_searcher);
     lua_rawseti(L, -2, 2);                                /* the Lua-file searcher */
     lua_pop(L, 2);
+}
+
+int
+rp_lua_load_source(lua_State *L, const char *src, size_t len, const char *path)
+{
+    int  rc;
+
+    if (len >= 3 && memcmp(src, "\xEF\xBB\xBF", 3) == 0) {
+        src += 3;
+        len -= 3;
+    }
+    lua_pushfstring(L, "@%s", path);
+    if (len > 0 && src[0] == '#') {
+        /* a "#!" line: skipped, its newline kept so that lines count right */
+        const char  *nl = memchr(src, '\n', len);
+
+        len = nl ? len - (size_t) (nl - src) : 0;
+        src = nl ? nl : src;
+    }
+    rc = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t");
+    lua_remove(L, -2);
+    return rc;
 }

@@ -14,4 +14,11 @@
  * errors. */
 void rp_lua_open_libs(lua_State *L);
 
+/* Loads the source of rproxy.lua (len bytes, read once by the main thread's
+ * check; every worker's state runs the same bytes) as the chunk of file path:
+ * text only, a UTF-8 BOM and a first line starting with '#' skipped, as
+ * luaL_loadfile() does. Pushes the chunk, or the error ("path:line: ..."),
+ * and returns lua_load()'s status. */
+int rp_lua_load_source(lua_State *L, const char *src, size_t len, const char *path);
+
 #endif

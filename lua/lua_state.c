@@ -375,7 +375,8 @@ ls_pmain(lua_State *L)
     rp_lua_config_package_path(L, lua->conf->path);
     ls_install_rproxy(L, lua);
     lua_pushcfunction(L, ls_msgh);
-    if (luaL_loadfile(L, lua->conf->path) != LUA_OK) {
+    if (rp_lua_load_source(L, lua->conf->source, lua->conf->source_len, lua->conf->path)
+        != LUA_OK) {
         return lua_error(L);
     }
     if (lua_pcall(L, 0, 0, -2) != LUA_OK) {

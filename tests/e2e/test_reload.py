@@ -24,7 +24,10 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+
+import pytest
 
 from proxy import run_rproxy
 from test_reload_lib import Reloader, get, render, write_file
@@ -394,3 +397,54 @@ def test_access_log_change_applies(backend, rproxy):
     assert p.wait_access_lines(1, path=second)
     assert [e["uri"] for e in p.access_json(second)] == ["/two"]
     assert [l.decode() for l in p.access_lines()] == ["1 200 /one"]
+
+
+RACE = """
+rproxy.settings { threads = 1, grace = 5, pidfile = "@PIDFILE@",
+  lua = { instructions = 1000000000 }, log = { error = "stderr", level = "info" } }
+rproxy.backend "a" { address = "@A@" }
+rproxy.pool "app" { "a" }
+rproxy.listen { address = "127.0.0.1:@PORT@" }
+rproxy.vhost "test.local" { default = true, routes = { { to = "app" } } }
+function rproxy.on_request(req)
+    if req.path == "/busy" then
+        local t = os.clock()
+        while os.clock() - t < 1.0 do end
+        return req:respond(200, "busy done")
+    end
+    return req:respond(200, "@TAG@ gen=" .. rproxy.generation())
+end
+"""
+
+
+@pytest.mark.parametrize("then", ["valid", "broken"])
+def test_workers_run_the_bytes_the_reload_checked(backend, rproxy, then):
+    """The only worker is busy in a hook when SIGHUP comes; the main thread
+    checks version TWO; the file changes again before the worker switches.
+    The worker runs TWO all the same, the bytes that were checked: it used to
+    read the file again, and ran a version nobody checked (found by
+    fuzzing), or failed on a broken one and stayed on generation 1 while the
+    listeners had moved on."""
+    a = backend(name="a")
+    p = rproxy(RACE, A=a.address, TAG="ONE")
+    assert get(p.port, "/who").body == b"ONE gen=1"
+    busy = []
+    t = threading.Thread(target=lambda: busy.append(get(p.port, "/busy").body))
+    t.start()
+    time.sleep(0.3)                        # the worker is in the hook now
+    rl = Reloader(p, 1)
+    rl.write(RACE, A=a.address, TAG="TWO")
+    since = rl.mark()
+    p.signal(signal.SIGHUP)
+    end = time.monotonic() + 10
+    while "generation 2 validated" not in p.stderr():
+        assert time.monotonic() < end, p.stderr()[-2000:]
+        time.sleep(0.02)
+    if then == "valid":
+        rl.write(RACE, A=a.address, TAG="THREE")
+    else:
+        rl.write(RACE + "\nthis is not Lua\n", A=a.address, TAG="TWO")
+    t.join(10)
+    assert busy == [b"busy done"]
+    rl.wait_event(since, "all", timeout=10, gen=2)
+    assert get(p.port, "/who").body == b"TWO gen=2"
