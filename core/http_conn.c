@@ -16,7 +16,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -847,14 +846,10 @@ static void
 conn_tls_failed(rp_http_conn_t *c, short what)
 {
     unsigned long  e = bufferevent_get_openssl_error(c->bev);
-    char           buf[256];
 
-    if (e != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-    }
     rp_log_info("client %s:%u: TLS handshake failed: %s", c->addr, c->port,
                 (what & BEV_EVENT_TIMEOUT) ? "timed out"
-                : e != 0 ? buf : "connection closed");
+                : e != 0 ? rp_tls_bev_error(e) : "connection closed");
     conn_release(c);
 }
 

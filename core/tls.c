@@ -1671,3 +1671,18 @@ rp_tls_client_error(SSL *ssl)
     }
     return buf;
 }
+
+const char *
+rp_tls_bev_error(unsigned long e)
+{
+    static _Thread_local char  buf[256];
+
+    if (ERR_GET_LIB(e) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+    } else if (e == SSL_ERROR_SYSCALL) {
+        snprintf(buf, sizeof(buf), "the connection was reset or closed");
+    } else {
+        snprintf(buf, sizeof(buf), "SSL_get_error() %lu", e);
+    }
+    return buf;
+}

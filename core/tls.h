@@ -117,4 +117,11 @@ SSL *rp_tls_client_ssl(rp_tls_client_t *c);
  * the thread's next call. */
 const char *rp_tls_client_error(SSL *ssl);
 
+/* A TLS bufferevent's error (bufferevent_get_openssl_error()) as text for
+ * the error log. libevent puts an OpenSSL error code there, or, for a socket
+ * error or an EOF in mid-handshake, the SSL_get_error() value, which
+ * ERR_error_string() would print as "error:00000005:lib(0)::reason(5)". The
+ * string is valid until the thread's next call. */
+const char *rp_tls_bev_error(unsigned long e);
+
 #endif

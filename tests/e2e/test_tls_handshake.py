@@ -6,6 +6,7 @@ RSA and an ECDSA certificate serves whichever the client can use."""
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
@@ -13,7 +14,8 @@ import pytest
 
 from httpclient import curl
 from tlsutil import (OPENSSL, client_ctx, config, https_get, pki, read_response,  # noqa: F401
-                     request_bytes, s_client, s_client_peer_der, tls_connect, tls_table)
+                     request_bytes, s_client, s_client_peer_der, tls_connect, tls_table,
+                     wait_for)
 
 def start(backend, rproxy, pki, *tls_fields, certs=("server",), x_headers='"X-Forwarded-Proto"'):
     be = backend()
@@ -208,3 +210,24 @@ def test_handshake_timeout(backend, rproxy, pki):
         s.close()
     assert data == b"" or data[:1] == b"\x15", data[:20]     # closed, or an alert
     assert 0.3 < elapsed < 3, elapsed
+
+
+def test_client_reset_mid_handshake_is_logged_readably(backend, rproxy, pki):
+    """A client that sends its ClientHello and then resets the connection: the
+    log says so in words. libevent reports SSL_get_error()'s value there, and
+    ERR_error_string() printed it as "error:00000005:lib(0)::reason(5)"."""
+    be, p = start(backend, rproxy, pki)
+    hello = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = client_ctx(pki).wrap_bio(hello[0], hello[1], server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        o.do_handshake()
+    s = socket.create_connection(("127.0.0.1", p.port))
+    mine = "client 127.0.0.1:%d: TLS handshake failed: " % s.getsockname()[1]
+    s.sendall(hello[1].read())
+    time.sleep(0.3)                                 # the server's flight is on its way
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()                                       # RST
+    assert wait_for(lambda: mine in p.stderr()), p.stderr()[-2000:]
+    line = [l for l in p.stderr().splitlines() if mine in l][0]
+    assert line.endswith(mine + "the connection was reset or closed"), line
+    assert https_get(p.port, client_ctx(pki), sni="localhost")[0].status == 200
