@@ -301,14 +301,18 @@ worker_apply_swap(rp_worker_t *w, rp_swap_t *s)
     rp_gen_t     *prev = w->gen, *next;
     rp_reload_t  *r = s->reload;
 
-    worker_swap_listeners(w, s->conf, s->fds, s->logs);
-    free(s->fds);
-    s->fds = NULL;
+    /* the generation first: if this worker cannot build it (its Lua state
+     * failed), the listeners keep the old settings and access logs, and
+     * swap_free() closes the new sockets; swapped before, they pointed at
+     * the logs swap_free() then freed */
     next = rp_gen_new(w, s->conf, r->id, s->logs, prev);
     if (next == NULL) {
         rp_log_error("worker %u: reload: generation %u not built; generation %u goes on",
                      w->id, r->id, prev->id);
     } else {
+        worker_swap_listeners(w, s->conf, s->fds, s->logs);
+        free(s->fds);
+        s->fds = NULL;
         s->logs = NULL;                    /* next owns them */
         rp_gen_retire(prev, next);
         w->gen = next;

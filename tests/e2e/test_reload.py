@@ -158,6 +158,10 @@ def test_endless_loop_in_the_workers_top_level_is_refused(backend, rproxy):
     p = rproxy(BASE, A=a.address, TAG="v1")
     rl = Reloader(p, 2)
     text = BASE.rstrip("\n") + "\nif rproxy.generation() > 0 then while true do end end\n"
+    # the new listener settings must not reach a worker that stays on generation 1
+    text = text.replace('rproxy.listen { address = "127.0.0.1:@PORT@" }',
+                        'rproxy.listen { address = "127.0.0.1:@PORT@", x_headers = {} }')
+    assert "x_headers = {}" in text
     rl.write(text, A=a.address, TAG="looping")
     p.signal(signal.SIGHUP)
     line = text.count("\n")
@@ -169,6 +173,7 @@ def test_endless_loop_in_the_workers_top_level_is_refused(backend, rproxy):
                      r"\(an endless loop\?\)" % line, p.stderr()), p.stderr()[-2000:]
     for _ in range(4):
         assert policy_of(p) == "v1"
+        assert a.requests[-1].header("X-Forwarded-For") == "127.0.0.1", a.requests[-1].head
     rl.gen += 1                            # the main thread validated it as generation 2
     rl.reload(BASE, A=a.address, TAG="v2")
     assert policy_of(p) == "v2"
