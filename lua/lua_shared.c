@@ -219,9 +219,12 @@ l_shared_dict_incr(lua_State *L)
     d = lua_shared_check(L);
     key = lua_shared_checkkey(L, 2, &klen);
     delta = (double) luaL_optnumber(L, 3, 1);
+    luaL_argcheck(L, isfinite(delta), 3, "delta must be a finite number");
     has_init = !lua_isnoneornil(L, 4);
     if (has_init) {
         init = (double) luaL_checknumber(L, 4);
+        /* a NaN or an infinity would stick to the counter for good */
+        luaL_argcheck(L, isfinite(init), 4, "init must be a finite number");
     }
     init_ttl = lua_shared_checkttl(L, 5);
 
