@@ -308,7 +308,10 @@ l_shared_dict_keys(lua_State *L)
 
     d = lua_shared_check(L);
     max = luaL_optinteger(L, 2, SHARED_KEYS_DEFAULT);
-    luaL_argcheck(L, max >= 0 && max <= 0x7fffffff, 2, "max must be a non-negative integer");
+    luaL_argcheck(L, max >= 0, 2, "max must be a non-negative integer");
+    if (max > 0x7fffffff) {
+        max = 0x7fffffff;                  /* more than any dictionary holds */
+    }
     luaL_checkstack(L, 4, NULL);
 
     lua_newtable(L);                                     /* stack: ... array */

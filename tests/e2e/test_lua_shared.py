@@ -147,6 +147,7 @@ local function contract()
     check("keys mru first", ks[1], "k1")
     check("keys max", #d:keys(2), 2)
     check("keys all", #d:keys(0), 3)
+    check("keys huge max", #d:keys(2^31), 3)
     -- free_space
     local free = d:free_space()
     check("free_space integer", math.type(free), "integer")
