@@ -325,7 +325,7 @@ flush_stage_reserve(rp_flush_t *s, struct bufferevent *bev, size_t n)
 void
 rp_flush_add(rp_flush_t *s, struct bufferevent *bev, const void *p, size_t n)
 {
-    int64_t  at = s->bev != NULL ? flush_stage_reserve(s, bev, n) : -1;
+    int64_t  at = flush_stage_reserve(s, bev, n);   /* -1 for an unattached s too */
 
     if (at < 0) {
         evbuffer_add(rp_flush_output(s, bev), p, n);

@@ -708,6 +708,41 @@ proxy_on_up_event(rp_upstream_conn_t *uc, void *arg, short what)
     rp_http_conn_unref(c);
 }
 
+/* How the client learns where a final response ends: its Content-Length,
+ * chunked (HTTP/1.1 clients), or the close. A status with no content (204,
+ * 304, an answer to HEAD) announces none; when on_response changed the
+ * backend's status across that line, the backend's body is read and
+ * dropped (a 200 made a 204 or a 304: nginx's way), or the client gets
+ * Content-Length: 0 (a 204 or a 304 made a status with content: a 304's
+ * length described another representation). */
+static void
+write_response_framing(rp_http_conn_t *c, rp_msg_t *m, rp_headbuf_t *b, int status, int head)
+{
+    int          bstatus = rp_msg_status(m);
+    int          sends_none = head || status == 204 || status == 304;
+    int          got_none = head || bstatus == 204 || bstatus == 304;
+    const char  *cl;
+    size_t       cllen;
+
+    if (sends_none && !got_none) {
+        c->flags |= RP_RESP_DISCARD;
+    } else if (sends_none) {
+        if (status != 204 && (cl = rp_msg_header(m, "content-length", 14, &cllen)) != NULL) {
+            rp_headbuf_add_field(b, "Content-Length", 14, cl, cllen);
+        }
+    } else if (got_none) {
+        rp_headbuf_add_lit(b, "Content-Length: 0\r\n");
+    } else if (m->parser.flags & F_CONTENT_LENGTH) {
+        rp_headbuf_add_uint_field(b, "Content-Length", 14, m->parser.content_length);
+    } else if (rp_msg_http_minor(&c->req) == 1) {
+        c->flags |= RP_RESP_CHUNKED;
+        rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");
+    } else {
+        c->flags |= RP_RESP_TO_CLOSE;
+        c->flags &= ~RP_REQ_KEEPALIVE;
+    }
+}
+
 /* The response head as the client sees it: our framing, Via, hop-by-hop
  * fields dropped; final is 0 for a relayed 1xx. */
 static void
@@ -717,8 +752,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     int            status = final && c->resp_status ? c->resp_status : rp_msg_status(m);
     int            head = rp_msg_method(&c->req) == HTTP_HEAD;
     int            client11 = rp_msg_http_minor(&c->req) == 1;
-    const char    *reason = rp_msg_str(m, m->target), *cl;
-    size_t         cllen;
+    const char    *reason = rp_msg_str(m, m->target);
 
     if (m->target_len == 0 || status != rp_msg_status(m)) {
         reason = rp_http_reason(status);
@@ -733,28 +767,7 @@ proxy_write_response_head(rp_http_conn_t *c, rp_msg_t *m, int final)
     rp_msg_write_fields(m, b, (1u << RP_F_CONTENT_LENGTH) | (1u << RP_F_VIA), NULL);
     write_via(b, m);
     if (final) {
-        if (head || status == 304 || status == 204) {
-            if (!head && rp_msg_status(m) != 304 && rp_msg_status(m) != 204) {
-                /* on_response made it a 204 or a 304: the backend's body is
-                 * read and dropped, and no length announces it (nginx's way) */
-                c->flags |= RP_RESP_DISCARD;
-            } else if (status != 204
-                       && (cl = rp_msg_header(m, "content-length", 14, &cllen)) != NULL) {
-                rp_headbuf_add_field(b, "Content-Length", 14, cl, cllen);
-            }
-        } else if (rp_msg_status(m) == 304 || rp_msg_status(m) == 204) {
-            /* on_response made a 204 or a 304 a status with content: it has
-             * none, and its Content-Length (a 304's) described another */
-            rp_headbuf_add_lit(b, "Content-Length: 0\r\n");
-        } else if (m->parser.flags & F_CONTENT_LENGTH) {
-            rp_headbuf_add_uint_field(b, "Content-Length", 14, m->parser.content_length);
-        } else if (client11) {
-            c->flags |= RP_RESP_CHUNKED;
-            rp_headbuf_add_lit(b, "Transfer-Encoding: chunked\r\n");
-        } else {
-            c->flags |= RP_RESP_TO_CLOSE;
-            c->flags &= ~RP_REQ_KEEPALIVE;
-        }
+        write_response_framing(c, m, b, status, head);
         if (rp_worker_stopping(c->w)) {
             c->flags &= ~RP_REQ_KEEPALIVE;
         }

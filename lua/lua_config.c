@@ -2364,11 +2364,7 @@ config_budget_hook(lua_State *L, lua_Debug *ar)
         }
         lua_sethook(L, config_budget_hook, LUA_MASKCOUNT, 1);   /* no pcall swallows it */
     }
-    luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
-    lua_pushfstring(L, "the file's top-level code ran over %I Lua instructions (an endless "
-                       "loop?)", (lua_Integer) RP_LUA_LOAD_INSTRUCTIONS);
-    lua_concat(L, 2);
-    lua_error(L);
+    rp_lua_budget_error(L, RP_LUA_LOAD_INSTRUCTIONS, 1);
 }
 
 static int
@@ -2430,7 +2426,6 @@ config_read_source(config_ctx_t *ctx)
     rp_config_t  *conf = ctx->conf;
     FILE         *f = fopen(conf->path, "rb");
     size_t        cap = 16384, n;
-
     char          msg[CONFIG_MSG_LEN + PATH_MAX];
 
     if (f == NULL) {
@@ -2487,9 +2482,10 @@ rp_config_load(const char *path, char *err, size_t errlen)
                 snprintf(msg, sizeof(msg), "%s: the file's top-level code went over the Lua "
                          "memory cap (lua.memory = %zu bytes)", path, ctx.conf->lua_memory);
                 config_fail_msg(&ctx, msg);
+            } else {
+                config_fail_msg(&ctx, lua_isstring(L, -1) ? lua_tostring(L, -1)
+                                                          : "error object is not a string");
             }
-            config_fail_msg(&ctx, lua_isstring(L, -1) ? lua_tostring(L, -1)
-                                                      : "error object is not a string");
         }
         ctx.closed = 1;                       /* a __gc run by lua_close() may call us */
         lua_close(L);

@@ -4,8 +4,8 @@
 #include "lua_sandbox.h"
 
 #include <lauxlib.h>
-#include <string.h>
 #include <lualib.h>
+#include <string.h>
 
 static int
 sandbox_no_exit(lua_State *L)

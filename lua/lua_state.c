@@ -90,13 +90,19 @@ ls_budget_hook(lua_State *L, lua_Debug *ar)
         lua->budget_hit = 1;
     }
     lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, 1);
+    rp_lua_budget_error(L, lua->budget, lua->loading);
+}
+
+void
+rp_lua_budget_error(lua_State *L, unsigned long budget, int loading)
+{
     luaL_where(L, 0);                    /* level 0 in a hook: the interrupted function */
-    if (lua->loading) {
+    if (loading) {
         lua_pushfstring(L, "the file's top-level code ran over %I Lua instructions (an "
-                           "endless loop?)", (lua_Integer) lua->budget);
+                           "endless loop?)", (lua_Integer) budget);
     } else {
         lua_pushfstring(L, "instruction budget exceeded (settings.lua.instructions = %I)",
-                        (lua_Integer) lua->budget);
+                        (lua_Integer) budget);
     }
     lua_concat(L, 2);
     lua_error(L);

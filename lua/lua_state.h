@@ -54,6 +54,10 @@ typedef struct rp_lua_s {
 void *rp_lua_capped_realloc(size_t *used, size_t limit, int *failed, void *ptr, size_t osize,
                             size_t nsize);
 
+/* From a count hook whose budget ran out: raises "file:line: ..." for the
+ * interrupted function, the top-level code's message when loading. */
+void rp_lua_budget_error(lua_State *L, unsigned long budget, int loading);
+
 /* Creates a worker's state: evaluates conf->path in it (declarations are
  * already validated by the main thread; here they only hand over the hook
  * functions). NULL on failure with the reason in err. */
