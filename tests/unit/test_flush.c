@@ -109,6 +109,18 @@ assert_peer_empty(flush_rig_t *r)
     assert_int_equal(errno, EAGAIN);
 }
 
+/* The peer gets exactly want (n bytes) and nothing after it. */
+static void
+assert_peer_got(flush_rig_t *r, const char *want, size_t n)
+{
+    char  *got = malloc(n);
+
+    assert_int_equal(peer_read(r, got, n), n);
+    assert_memory_equal(got, want, n);
+    free(got);
+    assert_peer_empty(r);
+}
+
 /* A head and a body added in one callback go out at its release, as one
  * piece from the stage: the evbuffer never held them. */
 static void
@@ -127,9 +139,7 @@ test_staged_pieces_sent_at_release(void **state)
     rp_flusher_release(&r->f);
     assert_int_equal(r->s.nseg, 0);
     assert_int_equal(r->f.stage_len, 0);
-    assert_int_equal(peer_read(r, buf, 23), 23);
-    assert_memory_equal(buf, "HTTP/1.1 200 OK\r\n\r\nbody", 23);
-    assert_peer_empty(r);
+    assert_peer_got(r, "HTTP/1.1 200 OK\r\n\r\nbody", 23);
 }
 
 /* Another output's bytes between two of ours make a second piece; both
@@ -174,7 +184,6 @@ static void
 test_output_taken_keeps_staged_bytes_first(void **state)
 {
     flush_rig_t  *r = *state;
-    char          buf[64];
 
     rp_flusher_hold(&r->f);
     rp_flush_add(&r->s, r->bev, "staged,", 7);
@@ -184,9 +193,7 @@ test_output_taken_keeps_staged_bytes_first(void **state)
     assert_int_equal(r->s.nseg, 0);
     assert_int_equal(out_len(r), 19);
     rp_flusher_release(&r->f);
-    assert_int_equal(peer_read(r, buf, 19), 19);
-    assert_memory_equal(buf, "staged,direct,after", 19);
-    assert_peer_empty(r);
+    assert_peer_got(r, "staged,direct,after", 19);
 }
 
 /* A socket that takes part of the staged bytes: the rest moves to the
@@ -197,7 +204,7 @@ test_partial_write_moves_the_rest_to_the_evbuffer(void **state)
 {
     flush_rig_t  *r = *state;
     int           sndbuf = 4096;
-    char         *body = malloc(16384), *got = malloc(16384);
+    char         *body = malloc(16384);
     size_t        i, left;
 
     for (i = 0; i < 16384; i++) {
@@ -215,12 +222,9 @@ test_partial_write_moves_the_rest_to_the_evbuffer(void **state)
     assert_true(left > 0 && left < 16384);              /* part went, the rest waits */
     assert_int_equal(r->s.nseg, 0);
     assert_true(bufferevent_get_enabled(r->bev) & EV_WRITE);
-    assert_int_equal(peer_read(r, got, 16384), 16384);
-    assert_memory_equal(got, body, 16384);
-    assert_peer_empty(r);
+    assert_peer_got(r, body, 16384);
     assert_int_equal(out_len(r), 0);
     free(body);
-    free(got);
 }
 
 /* Pieces over the stage's size go to the evbuffer, and so does everything
