@@ -662,17 +662,21 @@ request_field(lua_State *L, rp_http_conn_t *c, const char *key)
     return 1;
 }
 
+/* req.<key>: a method first, with no check of the box (each method checks
+ * it when called, and method lookups are most of a policy's indexing), then
+ * a field of the live request. */
 static int
 l_request_index(lua_State *L)
 {
-    rp_http_conn_t  *c = rp_lua_request_check(L, 1);
-    const char      *key = luaL_checkstring(L, 2);
+    rp_http_conn_t  *c;
+    const char      *key;
 
-    lua_settop(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {   /* by the key string itself */
-        return 1;                              /* a method */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {
+        return 1;
     }
-    lua_pop(L, 1);
+    c = rp_lua_request_check(L, 1);
+    key = luaL_checkstring(L, 2);
     if (!request_field(L, c, key)) {
         lua_pushnil(L);
     }
@@ -859,17 +863,19 @@ response_field(lua_State *L, rp_http_conn_t *c, const char *key)
     return 1;
 }
 
+/* res.<key>: a method first, then a field (as l_request_index) */
 static int
 l_response_index(lua_State *L)
 {
-    rp_http_conn_t  *c = response_check(L, 1, NULL);
-    const char      *key = luaL_checkstring(L, 2);
+    rp_http_conn_t  *c;
+    const char      *key;
 
-    lua_settop(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {   /* a method */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {
         return 1;
     }
-    lua_pop(L, 1);
+    c = response_check(L, 1, NULL);
+    key = luaL_checkstring(L, 2);
     if (!response_field(L, c, key)) {
         lua_pushnil(L);
     }
