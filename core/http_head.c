@@ -70,8 +70,11 @@ rp_msg_init(rp_msg_t *m, llhttp_type_t type, const rp_msg_handler_t *h, void *ow
     m->h = h;
     m->owner = owner;
     m->max_line = 8192;
+    /* a response's limits (a request's come from its listener): 64 KiB of
+     * fields, and 1,000 of them, so that only the bytes bound a backend's
+     * head in practice (nginx counts bytes only; HAProxy's default is 101) */
     m->max_head = 65536;
-    m->max_fields = 100;
+    m->max_fields = 1000;
     /* buf and fields come with the first byte: an idle keep-alive client
      * costs no head memory */
     m->host_field = -1;
@@ -534,6 +537,11 @@ msg_on_headers_complete(llhttp_t *p)
          * "099", which would pass for an interim answer */
         return msg_fail(m, 502, "invalid status code");
     }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t) INT64_MAX) {
+        /* llhttp takes any 64-bit length; past 2^63 - 1 a next hop that
+         * parses a signed one reads another length (RFC 9110 §8.6) */
+        return msg_fail(m, msg_fault_status(m, 400), "Content-Length too large");
+    }
     if (p->type == HTTP_REQUEST) {
         /* rproxy does not switch protocols: Upgrade is dropped as hop-by-hop
          * and the request is served as HTTP. llhttp would otherwise stop at
@@ -589,8 +597,15 @@ msg_on_message_complete(llhttp_t *p)
     if (rc < 0) {
         return HPE_USER;
     }
-    /* rc 1: an interim (1xx) response; the final one follows in this stream */
-    return rc == 1 ? 0 : HPE_PAUSED;
+    if (rc == 1) {
+        /* an interim (1xx) response: the final one follows in this stream
+         * (RFC 9110 §15.2). Its "Connection: close", or an HTTP/1.0 1xx
+         * without keep-alive, speaks for the final response, which carries
+         * its own; llhttp would take the stream as closed and eat the rest. */
+        p->flags = (uint16_t) ((p->flags & ~F_CONNECTION_CLOSE) | F_CONNECTION_KEEP_ALIVE);
+        return 0;
+    }
+    return HPE_PAUSED;
 }
 
 static int
@@ -1318,6 +1333,29 @@ rp_names_cleanup(rp_names_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* One byte of a field name as the skip lists compare it: lower case, and
+ * '_' as '-'. CGI, WSGI and Rack backends map both to one variable
+ * (HTTP_X_FORWARDED_FOR), so a client's X_Forwarded_For would stand for the
+ * value rproxy sets. */
+static unsigned char
+skip_fold(unsigned char c)
+{
+    return c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (unsigned char) (c | 0x20) : c;
+}
+
+static int
+skip_name_is(const char *s, const char *name, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (skip_fold((unsigned char) name[i]) != skip_fold((unsigned char) s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int
 rp_names_has(const rp_names_t *s, const char *name, size_t nlen)
 {
@@ -1327,7 +1365,7 @@ rp_names_has(const rp_names_t *s, const char *name, size_t nlen)
         return 0;
     }
     for (i = 0; i < s->n; i++) {
-        if (s->lens[i] == nlen && strncasecmp(s->names[i], name, nlen) == 0) {
+        if (s->lens[i] == nlen && skip_name_is(s->names[i], name, nlen)) {
             return 1;
         }
     }

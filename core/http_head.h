@@ -42,7 +42,8 @@ typedef struct {
 /* rp_field_kind_e of a field name (case-insensitive). */
 rp_field_kind_e rp_field_kind(const char *name, size_t nlen);
 
-/* A set of field names (case-insensitive) a head writer leaves out. */
+/* A set of field names a head writer leaves out: case-insensitive, and a
+ * '_' in a field's name matches a '-' (X_Forwarded_For is X-Forwarded-For). */
 typedef struct {
     uint64_t       lengths;     /* bit (length % 64) of every name: most
                                    fields are ruled out by their length     */

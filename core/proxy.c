@@ -81,7 +81,10 @@ proxy_client_target(const rp_http_conn_t *c, const char **path, size_t *plen,
     }
     n = m->target_len - (size_t) (t - rp_msg_str(m, m->target));
     q = memchr(t, '?', n);
-    if (n == 0 || t[0] == '?') {
+    if (n == 0 && rp_msg_method(m) == HTTP_OPTIONS) {
+        *path = "*";                       /* "OPTIONS http://host" (RFC 9112 §3.2.4) */
+        *plen = 1;
+    } else if (n == 0 || t[0] == '?') {
         *path = "/";                       /* "http://host" or "http://host?x" */
         *plen = 1;
     } else {
@@ -668,8 +671,11 @@ proxy_retry_safe(const rp_http_conn_t *c, const rp_upstream_conn_t *uc)
 static void
 proxy_up_closed(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 {
-    if (uc->resp.stage == RP_MSG_BODY && rp_msg_close_delimited(&uc->resp)) {
-        /* a body delimited by close is complete when the backend closes */
+    if (uc->resp.stage == RP_MSG_BODY && rp_msg_close_delimited(&uc->resp)
+        && (c->up_eof_what & BEV_EVENT_EOF)) {
+        /* a body delimited by close is complete when the backend closes;
+         * a reset or a read error cut it, and then falls to the error below,
+         * which closes the client without a last chunk */
         if (c->flags & RP_RESP_CHUNKED) {
             rp_flush_add(&c->flush, c->bev, "0\r\n\r\n", 5);
             c->bytes_out += 5;
@@ -862,7 +868,10 @@ resp_on_complete(rp_msg_t *m)
         c->bytes_out += proxy_send_head(c->bev, &c->flush, last_chunk(&c->w->head, m));
     }
     c->flags |= RP_RESP_DONE;
-    if (llhttp_should_keep_alive(&m->parser)) {
+    /* an HTTP/1.0 response with Transfer-Encoding: its framing is faulty,
+     * so the connection closes after it (RFC 9112 §6.1) */
+    if (llhttp_should_keep_alive(&m->parser)
+        && !(rp_msg_http_minor(m) == 0 && (m->flags & RP_MSG_HAS_TE))) {
         c->flags |= RP_UP_REUSABLE;
     }
     return 0;                              /* pause: bytes after it are not ours */

@@ -2,10 +2,15 @@
 keep-alive client, closed for HTTP/1.0), 1xx interim answers, malformed heads
 (502) and broken chunking after the head went out (never a complete-looking answer)."""
 
+import socket
+import struct
+import time
+
 import pytest
 
 from backends import CHUNKED_BODY, CLOSE_DELIMITED_BODY
 from httpclient import RawClient, curl, req
+from luautil import wait_log
 from proxy import basic_lua
 
 
@@ -287,3 +292,91 @@ def test_broken_chunking_in_the_first_read_is_502(backend, rproxy):
     r = c.read_response(timeout=10)
     c.close()
     assert r is not None and r.status == 200, r
+
+
+@pytest.mark.parametrize("interim", [b"HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\n",
+                                     b"HTTP/1.0 102 Processing\r\n\r\n"],
+                         ids=["connection_close_103", "http10_102"])
+def test_final_response_after_a_closing_interim_one(backend, rproxy, interim):
+    """An interim answer's "Connection: close" (or an HTTP/1.0 1xx, which is not
+    keep-alive) speaks for the final answer, which carries its own (RFC 9110
+    15.2). Regression: llhttp took the stream as closed after the 1xx and ate
+    the final 200; the client got a 504 after the backend's read timeout."""
+    def h(conn, q):
+        conn.send(interim + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2")
+        return True
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}, backend="read_timeout = 5"))
+    c = RawClient(p.port)
+    for i in range(2):                       # and the backend connection stays in step
+        c.send(req("GET", "/i%d" % i))
+        r = c.read_response(timeout=4)
+        assert r is not None and r.status == 200 and r.complete and r.body == b"ok2", (i, r)
+    c.close()
+
+
+def test_close_delimited_body_cut_by_a_reset_is_not_complete(backend, rproxy):
+    """A body delimited by the close ends at a clean close only: a reset cut it,
+    so the keep-alive client (which gets it chunked) must not get the last
+    chunk, and its connection closes. nginx does the same."""
+    def h(conn, q):
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial-body")
+        time.sleep(0.3)                      # the head and the piece reach the client first
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.sock.close()                    # RST
+        return False
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/rst"))
+    r = c.read_response(timeout=10)
+    assert r is None or not r.complete or r.status == 502, "a cut body framed as complete: %r" % r
+    assert c.eof or c.wait_closed(5), "client connection left open after a cut body"
+    c.close()
+    assert wait_log(p, "connection failed before the response was complete")
+
+
+def test_response_with_many_small_fields(backend, rproxy):
+    """A response's head is bounded by its bytes (64 KiB) and by 1,000 fields,
+    not by a request's 100: 300 small fields and 100 trailer fields pass."""
+    fields = b"".join(b"X-F%d: v\r\n" % i for i in range(300))
+    trailers = b"".join(b"X-T%d: v\r\n" % i for i in range(100))
+
+    def h(conn, q):
+        if q.path == "/trailers":
+            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                      + trailers + b"\r\n")
+        else:
+            conn.send(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok")
+        return True
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/fields"))
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200 and r.body == b"ok", r
+    assert r.header("X-F299") == "v", r.headers[-3:]
+    c.send(req("GET", "/trailers"))
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200 and r.complete and r.body == b"ok", r
+    c.close()
+
+
+def test_http10_response_with_transfer_encoding_is_not_reused(backend, rproxy):
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+    framing; the connection closes after it. The body is relayed, and the next
+    request takes another backend connection."""
+    def h(conn, q):
+        conn.send(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n")
+        return True
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/te%d" % i))
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == 200 and r.complete and r.body == b"hello", (i, r)
+    c.close()
+    ids = [q.conn_id for q in be.requests]
+    assert len(ids) == 2 and ids[0] != ids[1], "one backend connection served both: %r" % ids

@@ -28,6 +28,12 @@ HEAD_CASES = [
                                b"Content-Length: 6\r\n\r\nhello!", (400,)),
     ("non_numeric_cl", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello", (400,)),
     ("negative_cl", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\nhello", (400,)),
+    # past 2^63 - 1 a next hop that parses a signed 64-bit length reads
+    # another one (RFC 9110 §8.6); nginx answers 400 too
+    ("cl_2_63", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n",
+     (400,)),
+    ("cl_2_64_minus_1", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615"
+                        b"\r\n\r\n", (400,)),
     ("chunked_not_last", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
                          b"5\r\nhello\r\n0\r\n\r\n", (400, 501)),
     ("unknown_te", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"

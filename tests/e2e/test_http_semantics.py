@@ -83,6 +83,42 @@ def test_x_forwarded_proto_and_real_ip(backend, rproxy):
     assert got.header_all("X-Forwarded-For") == ["127.0.0.1"]
 
 
+def test_underscore_aliases_of_proxy_fields_dropped(backend, rproxy):
+    """CGI, WSGI and Rack backends map '_' and '-' in a field name to one
+    variable (HTTP_X_FORWARDED_FOR): a client's X_Forwarded_For, X_Real_IP or
+    x_forwarded_proto would stand for the values rproxy sets. They are dropped
+    like the fields they alias; other names with '_' pass."""
+    xh = 'x_headers = { "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP" }'
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"), ("X_Forwarded_For", "6.6.6.6"),
+                                           ("X_Real_IP", "6.6.6.6"),
+                                           ("x_forwarded-PROTO", "https"), ("Via_", "x"),
+                                           ("X_App_Token", "kept")], listen=xh)
+    names = [k.lower() for k, _ in got.headers]
+    for alias in ("x_forwarded_for", "x_real_ip", "x_forwarded-proto"):
+        assert alias not in names, "%s reached the backend:\n%s" % (alias, got.head.decode())
+    assert got.header_all("X-Forwarded-For") == ["127.0.0.1"], got.head.decode()
+    assert got.header_all("X-Real-IP") == ["127.0.0.1"], got.head.decode()
+    assert got.header_all("X-Forwarded-Proto") == ["http"], got.head.decode()
+    assert got.header_all("X_App_Token") == ["kept"], got.head.decode()
+    assert got.header_all("Via_") == ["x"], got.head.decode()
+
+
+def test_options_absolute_form_without_path_is_asterisk(backend, rproxy):
+    """RFC 9112 3.2.4: "OPTIONS http://host" (no path, no query) asks about the
+    server, and goes on as "OPTIONS *"; with a query the path is "/"."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    for target in (b"http://h.test:8001", b"http://h.test?q=1"):
+        c.send(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: h.test\r\n\r\n")
+        r = c.read_response()
+        assert r is not None and r.status == 200, r
+    c.close()
+    assert be.wait_requests(2)
+    lines = [q.head.split(b"\r\n")[0] for q in be.requests]
+    assert lines == [b"OPTIONS * HTTP/1.1", b"OPTIONS /?q=1 HTTP/1.1"], lines
+
+
 def test_client_address_text_from_other_loopback_addresses(backend, rproxy):
     """The client's address as text (X-Real-IP, X-Forwarded-For) for every
     width of an IPv4 byte: clients bound to other 127/8 addresses."""

@@ -631,7 +631,8 @@ test_max_fields(void **state)
 {
     static const char  fits[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
     static const char  over[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-    char              *big = rp_xalloc(4096);
+    const size_t       cap = 16384;
+    char              *big = rp_xalloc(cap);
     size_t             len, step;
     rp_msg_t           m;
     rec_t              r;
@@ -648,12 +649,18 @@ test_max_fields(void **state)
         rp_msg_cleanup(&m);
     }
 
-    /* the default, 100: Host and 100 more is one too many */
-    len = (size_t) snprintf(big, 4096, "GET / HTTP/1.1\r\nHost: a\r\n");
-    for (i = 0; i < 100; i++) {
-        len += (size_t) snprintf(big + len, 4096 - len, "X%d: v\r\n", i);
+    /* the default, 1,000 (a response's: a request takes its listener's
+     * max_headers): Host and 999 more fit, Host and 1,000 more do not */
+    len = (size_t) snprintf(big, cap, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (i = 0; i < 999; i++) {
+        len += (size_t) snprintf(big + len, cap - len, "X%d: v\r\n", i);
     }
-    len += (size_t) snprintf(big + len, 4096 - len, "\r\n");
+    memcpy(big + len, "\r\n", 2);
+    assert_int_equal(parse_req(&m, &r, big, len + 2, 0), len + 2);
+    assert_int_equal(m.nfields, 1000);
+    rp_msg_cleanup(&m);
+    len += (size_t) snprintf(big + len, cap - len, "X%d: v\r\n", i);
+    len += (size_t) snprintf(big + len, cap - len, "\r\n");
     assert_int_equal(parse_req(&m, &r, big, len, 0), -1);
     assert_int_equal(m.status, 431);
     rp_msg_cleanup(&m);
