@@ -1395,7 +1395,7 @@ rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
 }
 
 void
-rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b)
+rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip)
 {
     uint32_t  i;
 
@@ -1405,7 +1405,13 @@ rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b)
     for (i = m->ntrailer; i < m->nfields; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
-        if (f->name_len != 0) {
+        /* every field rproxy knows by kind frames, routes or is hop-by-hop
+         * (Content-Length, Host, Connection, ...): none may be a trailer
+         * (RFC 9110 §6.5.1), and a next hop that merges trailers into the
+         * header section would take it for the real one; nor may a field
+         * rproxy sets be forged there */
+        if (f->name_len != 0 && f->kind == RP_F_OTHER
+            && !rp_names_has(skip, m->buf + f->name, f->name_len)) {
             rp_headbuf_add_field(b, m->buf + f->name, f->name_len, m->buf + f->value,
                                  f->value_len);
         }

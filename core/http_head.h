@@ -227,7 +227,9 @@ rp_msg_nfields(const rp_msg_t *m)
 void rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
                          const rp_names_t *skip);
 
-/* Appends the trailers (fields[ntrailer..]), each "name: value\r\n". */
-void rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b);
+/* Appends the trailers (fields[ntrailer..]), each "name: value\r\n", but
+ * those of a known kind (framing, routing, hop-by-hop) and those in skip
+ * (or NULL). */
+void rp_msg_write_trailers(const rp_msg_t *m, rp_headbuf_t *b, const rp_names_t *skip);
 
 #endif

@@ -326,13 +326,14 @@ add_chunk(rp_flush_t *fl, struct bufferevent *bev, const char *p, size_t n)
     return len + n + 2;
 }
 
-/* The last chunk of a re-framed body, with m's trailers, built in b. */
+/* The last chunk of a re-framed body, with m's trailers (but those skip
+ * names, or NULL), built in b. */
 static const rp_headbuf_t *
-last_chunk(rp_headbuf_t *b, const rp_msg_t *m)
+last_chunk(rp_headbuf_t *b, const rp_msg_t *m, const rp_names_t *skip)
 {
     rp_headbuf_reset(b);
     rp_headbuf_add_lit(b, "0\r\n");
-    rp_msg_write_trailers(m, b);
+    rp_msg_write_trailers(m, b, skip);
     rp_headbuf_add_lit(b, "\r\n");
     return b;
 }
@@ -541,7 +542,8 @@ rp_proxy_request_done(rp_http_conn_t *c)
     c->flags |= RP_REQ_DONE;
     rp_http_conn_body_timeout(c, 0);
     if (c->uc != NULL && (c->flags & RP_REQ_OUT_CHUNKED)) {
-        proxy_send_head(c->uc->bev, &c->uc->flush, last_chunk(&c->w->head, &c->req));
+        proxy_send_head(c->uc->bev, &c->uc->flush, last_chunk(&c->w->head, &c->req,
+                                                                 &c->l->skip));
     }
 }
 
@@ -865,7 +867,7 @@ resp_on_complete(rp_msg_t *m)
         return 1;
     }
     if (c->flags & RP_RESP_CHUNKED) {
-        c->bytes_out += proxy_send_head(c->bev, &c->flush, last_chunk(&c->w->head, m));
+        c->bytes_out += proxy_send_head(c->bev, &c->flush, last_chunk(&c->w->head, m, NULL));
     }
     c->flags |= RP_RESP_DONE;
     /* an HTTP/1.0 response with Transfer-Encoding: its framing is faulty,

@@ -224,3 +224,29 @@ def test_pipelined_requests_then_half_close_all_answered(backend, rproxy):
     # only the last answer may announce the close
     assert all("close" not in (r.header("connection") or "").lower() for r in got[:2]), \
         [r.headers for r in got]
+
+
+def test_trailers_that_may_not_be_trailers_dropped(backend, rproxy):
+    """RFC 9110 6.5.1: framing, routing and hop-by-hop fields cannot be
+    trailers, and a next hop that merges trailers into the header section
+    would take them for the real ones; nor may a client forge a field rproxy
+    sets there. Other trailers pass, both ways."""
+    def h(conn, q):
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                  b"Content-Length: 99\r\nConnection: close\r\nX-Sum: 7\r\n\r\n")
+        return True
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}, listen='x_headers = { "X-Forwarded-For" }'))
+    c = RawClient(p.port)
+    c.send(b"POST /t HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\nContent-Length: 100\r\nHost: evil\r\nConnection: close\r\n"
+           b"X-Forwarded-For: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\nX-Checksum: 42\r\n\r\n")
+    r = c.read_response(timeout=10)
+    assert r is not None and r.status == 200 and r.complete and r.body == b"ok", r
+    # the client's reader files trailers with the fields
+    assert r.header("X-Sum") == "7" and r.header("Content-Length") is None, r.headers
+    assert r.header("Connection") is None, r.headers
+    c.close()
+    assert be.wait_requests(1)
+    got = be.requests[0]
+    assert got.body == b"hello" and got.trailers == [("X-Checksum", "42")], got.trailers

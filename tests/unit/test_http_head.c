@@ -726,17 +726,22 @@ static const char  chunked_req[] = "POST /up HTTP/1.1\r\n"
                                    "0\r\n"
                                    "X-Sum: 42  \r\n"
                                    "Host: trailer-host\r\n"
+                                   "Content-Length: 9\r\n"
+                                   "X-Other: 1\r\n"
                                    "\r\n";
 
 static void
 test_chunked_trailers(void **state)
 {
+    static const char *const  skip_names[] = { "x-other" };
     rp_msg_t          m;
     rec_t             r;
     size_t            step;
     rp_headbuf_t      out;
+    rp_names_t        skip;
 
     (void) state;
+    rp_names_init(&skip, skip_names, 1);
     for (step = 0; step <= 3; step++) {
         assert_int_equal(parse_req(&m, &r, S(chunked_req), step), sizeof(chunked_req) - 1);
         assert_int_equal(m.stage, RP_MSG_DONE);
@@ -755,13 +760,18 @@ test_chunked_trailers(void **state)
         expect_header(&m, "trailer", "X-Sum");
 
         rp_headbuf_init(&out, 8);       /* small: the writers grow it */
-        rp_msg_write_trailers(&m, &out);
-        expect_headbuf(&out, "X-Sum: 42\r\nHost: trailer-host\r\n");
+        rp_msg_write_trailers(&m, &out, NULL);
+        /* Host, Content-Length and the skip list's names are no trailers */
+        expect_headbuf(&out, "X-Sum: 42\r\nX-Other: 1\r\n");
+        rp_headbuf_reset(&out);
+        rp_msg_write_trailers(&m, &out, &skip);
+        expect_headbuf(&out, "X-Sum: 42\r\n");
         rp_msg_write_fields(&m, &out, 0, NULL);
         expect_headbuf(&out, "Host: a\r\nTrailer: X-Sum\r\n");
         rp_headbuf_cleanup(&out);
         rp_msg_cleanup(&m);
     }
+    rp_names_cleanup(&skip);
 }
 
 static void
@@ -775,7 +785,7 @@ test_no_trailers(void **state)
     (void) state;
     rp_headbuf_init(&out, 64);
     assert_int_equal(parse_req(&m, &r, S(req), 0), sizeof(req) - 1);
-    rp_msg_write_trailers(&m, &out);
+    rp_msg_write_trailers(&m, &out, NULL);
     assert_int_equal(out.len, 0);
     rp_headbuf_cleanup(&out);
     rp_msg_cleanup(&m);
