@@ -1222,6 +1222,12 @@ msg_check_transfer_codings(const rp_msg_t *m)
     return codings == 0 ? 400 : 0;
 }
 
+int
+rp_msg_codings_relayable(const rp_msg_t *m)
+{
+    return !(m->flags & RP_MSG_HAS_TE) || msg_check_transfer_codings(m) == 0;
+}
+
 /* The request-target's bytes (RFC 9112 §3.2, RFC 3986): visible ASCII only.
  * llhttp 8 lets HTAB, FF and bytes >= 0x80 through, and a backend that splits
  * the request line at whitespace would read another target and version. No

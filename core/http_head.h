@@ -227,6 +227,11 @@ rp_msg_nfields(const rp_msg_t *m)
 void rp_msg_write_fields(const rp_msg_t *m, rp_headbuf_t *b, uint32_t skip_kinds,
                          const rp_names_t *skip);
 
+/* Does m have no Transfer-Encoding, or a single "chunked"? rproxy decodes
+ * chunked and re-frames; a body under another coding (gzip, chunked) would
+ * reach the next hop with that coding unannounced. */
+int rp_msg_codings_relayable(const rp_msg_t *m);
+
 /* Appends the trailers (fields[ntrailer..]), each "name: value\r\n", but
  * those of a known kind (framing, routing, hop-by-hop) and those in skip
  * (or NULL). */

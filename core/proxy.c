@@ -813,6 +813,14 @@ resp_on_head(rp_msg_t *m)
         m->error = "101 Switching Protocols was not asked for";
         return -1;
     }
+    if (status >= 200 && status != 204 && status != 304 && rp_msg_method(&c->req) != HTTP_HEAD
+        && !rp_msg_codings_relayable(m)) {
+        /* the body would go on re-chunked with its other coding unannounced
+         * (gzip bytes read as the content); nginx refuses it too */
+        m->status = 502;
+        m->error = "transfer coding other than chunked";
+        return -1;
+    }
     if (status < 200) {
         if (rp_msg_http_minor(&c->req) == 1) {
             proxy_write_response_head(c, m, 0);    /* 100, 103: relayed as they come */

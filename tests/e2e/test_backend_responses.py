@@ -2,6 +2,7 @@
 keep-alive client, closed for HTTP/1.0), 1xx interim answers, malformed heads
 (502) and broken chunking after the head went out (never a complete-looking answer)."""
 
+import gzip
 import socket
 import struct
 import time
@@ -380,3 +381,25 @@ def test_http10_response_with_transfer_encoding_is_not_reused(backend, rproxy):
     c.close()
     ids = [q.conn_id for q in be.requests]
     assert len(ids) == 2 and ids[0] != ids[1], "one backend connection served both: %r" % ids
+
+
+@pytest.mark.parametrize("te", [b"Transfer-Encoding: gzip, chunked\r\n",
+                                b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                                b"Transfer-Encoding: gzip\r\n"],
+                         ids=["gzip_chunked", "two_fields", "gzip_alone"])
+def test_response_transfer_coding_other_than_chunked_is_502(backend, rproxy, te):
+    """rproxy decodes chunked and re-frames the body: under another transfer
+    coding the body would reach the client with that coding unannounced (gzip
+    bytes read as the content). 502, as nginx; requests get 501."""
+    z = gzip.compress(b"hello")
+
+    def h(conn, q):
+        conn.send(b"HTTP/1.1 200 OK\r\n" + te + b"\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(z), z))
+        return False
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/gz"))
+    r = c.read_response(timeout=10)
+    c.close()
+    assert r is not None and r.status == 502, r
