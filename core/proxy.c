@@ -339,16 +339,19 @@ last_chunk(rp_headbuf_t *b, const rp_msg_t *m, const rp_names_t *skip)
 }
 
 /* Appends the fields of kind (named name) as one line with add at the end
- * of the list ("a, b, add"). */
+ * of the list ("a, b, add"); add alone when m's Connection names the field,
+ * which makes the sender's fields of it hop-by-hop (RFC 9110 §7.6.1). */
 static void
 write_list_field(rp_headbuf_t *b, const rp_msg_t *m, rp_field_kind_e kind, const char *name,
                  size_t nlen, const char *add, size_t alen)
 {
     uint32_t  i, n = rp_msg_nfields(m);
+    int       keep = rp_msg_may_have(m, kind)
+                     && !((m->flags & RP_MSG_CONN_FIELDS) && rp_msg_is_hop_by_hop(m, name, nlen));
 
     rp_headbuf_add(b, name, nlen);
     rp_headbuf_add_lit(b, ": ");
-    for (i = 0; rp_msg_may_have(m, kind) && i < n; i++) {
+    for (i = 0; keep && i < n; i++) {
         const rp_hdr_t  *f = &m->fields[i];
 
         if (f->kind == kind && f->name_len != 0 && f->value_len > 0) {

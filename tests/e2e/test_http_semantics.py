@@ -68,6 +68,18 @@ def test_x_forwarded_for_two_client_lines_merged(backend, rproxy):
     assert got.header_all("X-Forwarded-For") == ["1.1.1.1, 2.2.2.2, 127.0.0.1"], got.head.decode()
 
 
+def test_connection_named_list_fields_not_merged(backend, rproxy):
+    """RFC 9110 7.6.1: a field Connection names is hop-by-hop, so the client's
+    X-Forwarded-For and Via it names are not merged into rproxy's."""
+    got, _ = one_request(backend, rproxy, [("Host", "h.test"),
+                                           ("Connection", "X-Forwarded-For, Via, X-Foo"),
+                                           ("X-Forwarded-For", "1.2.3.4"), ("Via", "1.1 a"),
+                                           ("X-Foo", "1")])
+    assert got.header_all("X-Forwarded-For") == ["127.0.0.1"], got.head.decode()
+    assert got.header_all("Via") == ["1.1 rproxy"], got.head.decode()
+    assert got.header_all("X-Foo") == [], got.head.decode()
+
+
 def test_x_forwarded_for_added(backend, rproxy):
     got, _ = one_request(backend, rproxy, [("Host", "h.test")])
     assert got.header_all("X-Forwarded-For") == ["127.0.0.1"], got.head.decode()
