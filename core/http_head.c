@@ -472,7 +472,8 @@ msg_note_field(rp_msg_t *m, rp_hdr_t *f)
         m->flags |= RP_MSG_HAS_CL;
         break;
     case RP_F_EXPECT:
-        if (token_is(v, f->value_len, "100-continue", 12)) {
+        /* an HTTP/1.0 request's is ignored (RFC 9110 §10.1.1) */
+        if (m->parser.http_minor > 0 && token_is(v, f->value_len, "100-continue", 12)) {
             m->flags |= RP_MSG_EXPECT_100;
         }
         break;

@@ -456,7 +456,11 @@ proxy_write_request_head(rp_http_conn_t *c, rp_headbuf_t *b)
 
         rp_headbuf_add_field(b, "Host", 4, a, strlen(a));
     }
-    rp_msg_write_fields(m, b, 0, (c->flags & RP_REQ_ABSOLUTE) ? &l->skip_abs : &l->skip);
+    /* an HTTP/1.0 client's Expect is ignored (RFC 9110 §10.1.1): it goes on
+     * as HTTP/1.1, where a backend would wait for a 100 the client cannot
+     * read */
+    rp_msg_write_fields(m, b, rp_msg_http_minor(m) == 0 ? 1u << RP_F_EXPECT : 0,
+                        (c->flags & RP_REQ_ABSOLUTE) ? &l->skip_abs : &l->skip);
     if (xh & RP_XH_FORWARDED_FOR) {
         write_list_field(b, m, RP_F_X_FORWARDED_FOR, "X-Forwarded-For", 15, c->addr,
                          strlen(c->addr));

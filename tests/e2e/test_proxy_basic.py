@@ -269,6 +269,23 @@ def test_expect_100_continue_raw(backend, rproxy):
     c.close()
 
 
+def test_expect_from_http10_client_ignored(backend, rproxy):
+    """RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue is ignored. The
+    client sends its body at once and gets no 100; the backend, which gets the
+    request as HTTP/1.1, gets no Expect (it would send a 100 into the void and
+    might wait for the body before it)."""
+    be, p = start_simple(backend, rproxy)
+    body = b"e" * 2000
+    c = RawClient(p.port)
+    c.send(b"POST /expect HTTP/1.0\r\nHost: test.local\r\nContent-Length: 2000\r\n"
+           b"Expect: 100-continue\r\n\r\n" + body)
+    r = c.read_interim_or_final(timeout=5)
+    assert r is not None and r.status == 200, "an HTTP/1.0 client got %r first" % r
+    c.close()
+    assert be.wait_requests(1) and be.requests[0].body == body
+    assert be.requests[0].header("Expect") is None, be.requests[0].head
+
+
 HOST_LUA = """
 rproxy.settings { threads = 1, grace = 2, log = { error = "stderr", level = "info" } }
 rproxy.backend "b1" { address = "@B1@" }
