@@ -149,17 +149,28 @@ server_close_dicts(struct rp_shdict_s **d, const rp_config_t *conf)
     free(d);
 }
 
+/* Raises RLIMIT_NOFILE to max_nofile: the soft limit, and the hard one
+ * when it is lower (which needs privilege). Never lowers either: a limit
+ * the process was given above max_nofile stays. */
 static void
 server_raise_nofile(const rp_config_t *conf)
 {
     struct rlimit  rl;
+    rlim_t         want = (rlim_t) conf->max_nofile;
 
-    if (conf->max_nofile == 0) {
+    if (want == 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) {
         return;
     }
-    rl.rlim_cur = rl.rlim_max = conf->max_nofile;
+    rl.rlim_cur = want;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        rl.rlim_max = want;
+    }
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        rp_log_warn("max_nofile %lu: setrlimit(): %s", conf->max_nofile, strerror(errno));
+        int  err = errno;
+
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rp_log_warn("max_nofile %lu: setrlimit(): %s; the limit stays at %lu", conf->max_nofile,
+                    strerror(err), (unsigned long) rl.rlim_cur);
     }
 }
 

@@ -2,9 +2,12 @@
 SIGINT, SIGUSR1 reopening the access log, the pidfile, worker threads."""
 
 import os
+import resource
 import signal
 import threading
 import time
+
+import pytest
 
 from httpclient import RawClient, exchange, req
 from proxy import basic_lua
@@ -121,3 +124,32 @@ def test_sigterm_closes_idle_keepalive_clients_at_once(backend, rproxy):
     c.close()
     assert rc == 0, rc
     assert took < 5, "stop took %.1fs with only an idle keep-alive client" % took
+
+
+def _nofile_of(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return tuple(int(x) for x in line.split()[3:5])
+    return None
+
+
+@pytest.mark.parametrize("soft,want,got", [(20000, 4096, 20000), (1024, 4000, 4000)],
+                         ids=["never_lowers", "raises"])
+def test_max_nofile_only_raises(backend, rproxy, soft, want, got):
+    """settings.max_nofile raises RLIMIT_NOFILE's soft limit: a limit the
+    process was given above it stays, and the hard limit is not lowered.
+    Regression: max_nofile = 4096 set a 20000 limit to 4096, hard included.
+    (Raising the hard limit needs privilege the test may not have.)"""
+    be = backend()
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if old[1] != resource.RLIM_INFINITY and old[1] < 20000:
+        pytest.skip("the hard limit is under 20000")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, old[1]))    # rproxy inherits it
+    try:
+        p = rproxy(basic_lua({"app1": be.address}, settings="max_nofile = %d" % want))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, old)
+    hard = old[1] if old[1] != resource.RLIM_INFINITY else None
+    cur, mx = _nofile_of(p.pid)
+    assert cur == got and (hard is None or mx == hard), (cur, mx, old)
