@@ -1917,7 +1917,8 @@ config_find_vhost(const rp_config_t *conf, const char *name)
     unsigned  i;
 
     for (i = 0; i < conf->nvhosts; i++) {
-        if (conf->vhosts[i].name != NULL && strcmp(conf->vhosts[i].name, name) == 0) {
+        /* host names: "APP.test" is "app.test", and could never be chosen */
+        if (conf->vhosts[i].name != NULL && strcasecmp(conf->vhosts[i].name, name) == 0) {
             return (int) i;
         }
     }

@@ -602,6 +602,9 @@ static const error_case_t error_cases[] = {
       5, "backend 'p': the name is already taken by pool 'p'" },
     { "duplicate_vhost", BASE "rproxy.vhost 'a' { }\n",
       4, "duplicate vhost 'a'" },
+    /* host names are case-insensitive: the second could never be chosen */
+    { "duplicate_vhost_other_case", BASE "rproxy.vhost 'A' { }\n",
+      4, "duplicate vhost 'A' (first declared at" },
     { "two_defaults", BASE "rproxy.vhost 'b' { default = true }\nrproxy.vhost 'c' { default = true }\n",
       5, "is already the default; only one vhost may be the default" },
     { "syntax_error", BASE "rproxy.backend 'x' { address = = 1 }\n",
