@@ -110,6 +110,11 @@ l_every(lua_State *L)
     if (lua == NULL || lua->w == NULL) {
         return 0;
     }
+    if (!lua->loading) {
+        /* from a hook it would add a timer a request, for good */
+        return luaL_error(L, "rproxy.every: call it at the top level of the file (or of a "
+                             "module it requires), not in a hook or a timer");
+    }
     lua_pushvalue(L, 2);
     ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* may raise: before C owns anything */
     t = rp_xalloc(sizeof(rp_lua_timer_t));

@@ -204,6 +204,26 @@ def test_every(backend, rproxy):
     assert p.stderr().count("timer failed on purpose") == 2   # once per worker
 
 
+EVERY_IN_HOOK_LUA = r"""
+local ticks = 0
+function rproxy.on_request(req)
+    local ok, err = pcall(rproxy.every, 0.01, function() ticks = ticks + 1 end)
+    return req:respond(200, tostring(ok) .. " " .. tostring(err) .. " " .. ticks)
+end
+"""
+
+
+def test_every_outside_the_top_level_raises(backend, rproxy):
+    """rproxy.every in a hook would add a timer a request, for good (each one
+    firing until the next reload): it raises instead, and no timer runs."""
+    be, p = start(backend, rproxy, EVERY_IN_HOOK_LUA, threads=1)
+    for i in range(3):
+        body = get(p, "/e").body.decode()
+        time.sleep(0.1)
+    assert body.startswith("false ") and "call it at the top level" in body, body
+    assert body.endswith(" 0"), body                 # no timer ever ran
+
+
 def test_every_arguments_are_checked_by_t(tmpdir_rp):
     for bad, msg in (("rproxy.every(0, function() end)", "an interval from 0.001"),
                      ("rproxy.every(1, 'not a function')", "function expected")):
