@@ -1,4 +1,4 @@
-"""Each examples/*.lua runs for real here: the file's text unchanged, its
+"""Each examples/*.lua, and README's scripting example, runs for real here: the file's text unchanged, its
 addresses and knobs given through the environment variables it documents
 (RP_LISTEN, RP_STABLE, ...), two worker threads, recording backends, and
 clients from several loopback source addresses (127.0.x.y) where the example
@@ -227,3 +227,36 @@ def test_rate_limit_window_expires(backend, rproxy):
     assert [get_from(p, "127.0.7.1").status for i in range(3)] == [200, 200, 429]
     time.sleep(0.8)
     assert get_from(p, "127.0.7.1").status == 200
+
+
+def readme_lua_block():
+    """The Lua of README.md's "Scripting in Lua" section, as printed there."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Scripting in Lua"):]
+    return re.search(r"```lua\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_scripting_example(backend, rproxy):
+    """README's example runs as printed, with the backends, listener and vhost
+    it leaves out: the rewrite keeps the query, /ping is answered by the hook,
+    the response hook and the weighted balancer work."""
+    a, b, canary = backend(name="app1"), backend(name="app2"), backend(name="canary")
+    lua = ('rproxy.settings { threads = 2, log = { error = "stderr", level = "info" } }\n'
+           'rproxy.backend "app1" { address = "%s" }\n'
+           'rproxy.backend "app2" { address = "%s" }\n'
+           'rproxy.backend "canary" { address = "%s" }\n'
+           'rproxy.listen { address = "127.0.0.1:@PORT@" }\n'
+           'rproxy.vhost "example.test" { default = true, routes = { { to = "app" } } }\n'
+           % (a.address, b.address, canary.address)) + readme_lua_block()
+    p = rproxy(lua)
+    for i in range(20):                      # both backends: all but certain
+        r = get_from(p, path="/v1/items?page=%d" % i)
+        assert r.status == 200 and r.header("X-Served-By") is not None, r
+    got = a.requests + b.requests
+    assert sorted(q.target for q in got) == sorted("/items?page=%d" % i for i in range(20)), got
+    assert all(q.header("X-Request-Start") for q in got)
+    assert a.requests and b.requests, "the weighted balancer used one backend only"
+    r = get_from(p, path="/ping")
+    assert r.status == 200 and r.body == b"pong\n", r
+    r = get_from(p, path="/c", headers=[("X-Canary", "1")])
+    assert r.status == 200 and canary.wait_requests(1) and canary.requests[0].target == "/c"
