@@ -1329,12 +1329,20 @@ config_lua_limits(config_opts_t *o, rp_config_t *conf)
 {
     static const char *const  keys[] = { "instructions", "memory", NULL };
     config_opts_t             sub;
+    lua_Integer               n;
 
     if (!opts_table(o, "lua", &sub)) {
         return;
     }
     opts_check_keys(&sub, keys, 0);
-    opts_ulong(&sub, "instructions", &conf->lua_instructions);
+    if (opts_integer(&sub, "instructions", 0, LUA_MAXINTEGER, &n)) {
+        if (n < RP_LUA_BUDGET_STEP) {
+            config_raise(o->L, o->ctx, "%s: '%sinstructions' must be at least %d (the budget is "
+                         "counted in steps of %d)", sub.where, sub.prefix, RP_LUA_BUDGET_STEP,
+                         RP_LUA_BUDGET_STEP);
+        }
+        conf->lua_instructions = (unsigned long) n;
+    }
     opts_size(&sub, "memory", &conf->lua_memory);
     lua_pop(o->L, 1);
 }

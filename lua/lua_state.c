@@ -68,11 +68,10 @@ ls_panic(lua_State *L)
 
 /* The instruction budget. The count hook is installed on the main thread
  * before anything runs, so every coroutine inherits it; it charges
- * LS_BUDGET_STEP instructions to the running call each time it fires, on
+ * RP_LUA_BUDGET_STEP instructions to the running call each time it fires, on
  * whichever thread runs. Once the budget is spent it fires on every
  * instruction of the thread it caught, so a pcall in a loop cannot swallow
  * the error and go on. Outside a hook call (phase 0 and no call) it is free. */
-#define LS_BUDGET_STEP 1000
 
 static void
 ls_budget_hook(lua_State *L, lua_Debug *ar)
@@ -83,7 +82,7 @@ ls_budget_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     if (!lua->budget_hit) {
-        lua->used += LS_BUDGET_STEP;
+        lua->used += RP_LUA_BUDGET_STEP;
         if (lua->used <= lua->budget) {
             return;
         }
@@ -139,7 +138,7 @@ rp_lua_call(rp_lua_t *lua, int nargs, int nresults, unsigned phase, const char *
     rc = lua_pcall(L, nargs, nresults, base);
     lua->in_call = saved_in_call;
     if (lua->budget_hit) {
-        lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, LS_BUDGET_STEP);
+        lua_sethook(L, ls_budget_hook, LUA_MASKCOUNT, RP_LUA_BUDGET_STEP);
     }
     lua->phase = saved;
     lua->used = saved_used;
@@ -436,7 +435,7 @@ rp_lua_new(struct rp_gen_s *g, const rp_config_t *conf, char *err, size_t errlen
     }
     *(rp_lua_t **) lua_getextraspace(lua->L) = lua;
     lua_atpanic(lua->L, ls_panic);
-    lua_sethook(lua->L, ls_budget_hook, LUA_MASKCOUNT, LS_BUDGET_STEP);
+    lua_sethook(lua->L, ls_budget_hook, LUA_MASKCOUNT, RP_LUA_BUDGET_STEP);
     /* the top-level code is charged like a call, against the load's budget */
     lua->in_call = lua->loading = 1;
     lua->budget = RP_LUA_LOAD_INSTRUCTIONS;

@@ -22,6 +22,10 @@ struct event;
  * check and in each worker's state: about a second of PUC Lua. */
 #define RP_LUA_LOAD_INSTRUCTIONS 100000000UL
 
+/* The count hook charges a call this many instructions at a time, so a
+ * budget is a multiple of it; settings.lua.instructions may not be less. */
+#define RP_LUA_BUDGET_STEP 1000
+
 typedef struct rp_lua_timer_s rp_lua_timer_t;
 
 typedef struct rp_lua_s {

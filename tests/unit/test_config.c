@@ -580,6 +580,9 @@ static const error_case_t error_cases[] = {
       4, "shared_dict 'd': 'size' must be at least 128k" },
     { "lua_unknown_key", BASE "rproxy.settings { lua = { budget = 1 } }\n",
       4, "unknown key 'lua.budget'" },
+    /* the count hook charges 1,000 at a time: a smaller budget is not one */
+    { "lua_instructions_under_a_step", BASE "rproxy.settings { lua = { instructions = 999 } }\n",
+      4, "settings: 'lua.instructions' must be at least 1000" },
     { "bad_listen_address", BASE "rproxy.listen { address = 'localhost:80' }\n",
       4, "listen: bad address 'localhost:80'" },
     { "listen_no_port", BASE "rproxy.listen { address = '127.0.0.1' }\n",
