@@ -396,6 +396,45 @@ log_new(const char *output, const char *format, char *err, size_t errlen)
     return log;
 }
 
+/* A log file the start will open: opened (and created) once now, so that
+ * the configuration check refuses what the start would. */
+static int
+log_file_opens(const char *path, const char *what, char *err, size_t errlen)
+{
+    int  fd;
+
+    if (strcmp(path, "stdout") == 0 || strcmp(path, "stderr") == 0) {
+        return RP_OK;
+    }
+    if ((fd = open(path, LOG_FILE_FLAGS, LOG_FILE_MODE)) == -1) {
+        snprintf(err, errlen, "could not open %s \"%s\": %s", what, path, strerror(errno));
+        return RP_ERROR;
+    }
+    close(fd);
+    return RP_OK;
+}
+
+int
+rp_access_log_check(const char *output, const char *format, char *err, size_t errlen)
+{
+    rp_access_log_t  *log;
+
+    if (strcmp(output, "off") == 0) {
+        return RP_OK;
+    }
+    if ((log = log_new(output, format, err, errlen)) == NULL) {
+        return RP_ERROR;
+    }
+    log_free(log);
+    return log_file_opens(output, "access log", err, errlen);
+}
+
+int
+rp_error_log_check(const char *path, char *err, size_t errlen)
+{
+    return path == NULL ? RP_OK : log_file_opens(path, "error log", err, errlen);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Access log lines: rendering                                               */
 

@@ -61,6 +61,13 @@ typedef struct {
  * fills err. The log stays valid until rp_log_shutdown(). */
 rp_access_log_t *rp_access_log_open(const rp_access_log_conf_t *conf, char *err, size_t errlen);
 
+/* For the configuration check: RP_OK when an access log of (output, format)
+ * would open at the start (its format's tokens known, its file openable:
+ * created if need be, as the start would), else RP_ERROR with err filled.
+ * rp_error_log_check() does the same for log.error's path (NULL: stderr). */
+int rp_access_log_check(const char *output, const char *format, char *err, size_t errlen);
+int rp_error_log_check(const char *path, char *err, size_t errlen);
+
 /* Formats e and queues the line; never blocks on I/O. Safe from any thread. */
 void rp_access_log_write(rp_access_log_t *log, const rp_access_entry_t *e);
 

@@ -760,6 +760,7 @@ config_access_log(config_opts_t *lo, rp_access_log_conf_t *al)
 {
     static const char *const  keys[] = { "output", "format", NULL };
     config_opts_t             ao;
+    char                      err[512];
 
     if (!opts_table(lo, "access", &ao)) {
         return;
@@ -771,10 +772,14 @@ config_access_log(config_opts_t *lo, rp_access_log_conf_t *al)
     if (!opts_string(&ao, "format", &al->format)) {
         al->format = rp_xstrdup("combined");
     }
-    /* the log module checks the tokens themselves */
     if (strcmp(al->format, "combined") != 0 && strcmp(al->format, "json") != 0
         && strchr(al->format, '{') == NULL) {
         opts_error(&ao, "format", "\"combined\", \"json\" or a template of {TOKENS}");
+    }
+    /* the tokens, and that the file opens: what the start (or the reload)
+     * would refuse with no file:line, after a check that said ok */
+    if (rp_access_log_check(al->output, al->format, err, sizeof(err)) != RP_OK) {
+        config_raise(ao.L, ao.ctx, "%s: %saccess: %s", ao.where, lo->prefix, err);
     }
     lua_pop(ao.L, 1);
 }
@@ -791,7 +796,12 @@ config_log(config_opts_t *o, rp_access_log_conf_t *al, rp_config_t *conf)
     }
     opts_check_keys(&lo, conf != NULL ? keys : keys + 2, 0);
     if (conf != NULL) {
-        opts_string(&lo, "error", &conf->error_log);
+        char  err[512];
+
+        if (opts_string(&lo, "error", &conf->error_log)
+            && rp_error_log_check(conf->error_log, err, sizeof(err)) != RP_OK) {
+            config_raise(lo.L, lo.ctx, "%s: %serror: %s", lo.where, lo.prefix, err);
+        }
         level = -1;
         opts_enum(&lo, "level", config_level_names,
                   sizeof(config_level_names) / sizeof(config_level_names[0]), &level);

@@ -126,6 +126,12 @@ def _broken_variants(a_addr):
     out.append(("endless loop", at(5, "while true do end"), 6, "endless loop"))
     out.append(("memory", at(3, 'local t = {} for i = 1, 1e7 do t[i] = ("x"):rep(64) .. i end'),
                 None, "memory cap"))
+    # access logs the start would refuse: the check refuses them, with the line
+    out.append(("log token", at(5, 'rproxy.vhost "l.test" { log = { access = { output = '
+                                   '"stderr", format = "{SRC} {NOPE}" } } }'), 6, "{NOPE}"))
+    out.append(("log file", at(5, 'rproxy.vhost "l.test" { log = { access = { output = '
+                                  '"/nonexistent-dir/a.log" } } }'), 6,
+                "could not open access log"))
     return out
 
 

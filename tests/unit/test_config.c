@@ -69,7 +69,7 @@ port_of(const struct sockaddr_storage *ss)
 static const char full_config[] =
     "-- rproxy.lua used by test_full\n"                                                   /* 1 */
     "rproxy.settings { threads = 2, max_nofile = 65536, pidfile = '/run/rproxy.pid',\n"   /* 2 */
-    "  grace = 12.5, log = { error = '/var/log/rproxy/error.log', level = 'debug',\n"
+    "  grace = 12.5, log = { error = '/dev/null', level = 'debug',\n"
     "  access = { output = 'stdout', format = 'combined' } } }\n"
     "rproxy.backend 'app1' { address = '127.0.0.1:9001', connections = 8, retry = 0.25,\n" /* 5 */
     "  retry_max = 3, connect_timeout = 1.5, read_timeout = 20, write_timeout = 21,\n"
@@ -105,7 +105,7 @@ check_full_settings(const rp_config_t *conf)
     assert_int_equal(conf->max_nofile, 65536);
     assert_string_equal(conf->pidfile, "/run/rproxy.pid");
     assert_true(conf->grace == 12.5);
-    assert_string_equal(conf->error_log, "/var/log/rproxy/error.log");
+    assert_string_equal(conf->error_log, "/dev/null");
     assert_int_equal(conf->log_level, RP_LOG_DEBUG);
     assert_string_equal(conf->access_log.output, "stdout");
     assert_string_equal(conf->access_log.format, "combined");
@@ -580,6 +580,18 @@ static const error_case_t error_cases[] = {
       4, "shared_dict 'd': 'size' must be at least 128k" },
     { "lua_unknown_key", BASE "rproxy.settings { lua = { budget = 1 } }\n",
       4, "unknown key 'lua.budget'" },
+    /* what the start would refuse, the check refuses, with file:line */
+    { "access_log_unknown_token",
+      BASE "rproxy.settings { log = { access = { output = 'stdout', format = '{SRC} {FOO}' } } }\n",
+      4, "settings: log.access: unknown access log token {FOO}" },
+    { "access_log_lowercase_tokens",
+      BASE "rproxy.settings { log = { access = { output = 'stdout', format = '{src}' } } }\n",
+      4, "log.access: unknown access log format \"{src}\"" },
+    { "access_log_unopenable",
+      BASE "rproxy.vhost 'b' { log = { access = { output = '/nonexistent-dir/a.log' } } }\n",
+      4, "vhost 'b': log.access: could not open access log \"/nonexistent-dir/a.log\"" },
+    { "error_log_unopenable", BASE "rproxy.settings { log = { error = '/nonexistent-dir/e.log' } }\n",
+      4, "settings: log.error: could not open error log \"/nonexistent-dir/e.log\"" },
     /* the count hook charges 1,000 at a time: a smaller budget is not one */
     { "lua_instructions_under_a_step", BASE "rproxy.settings { lua = { instructions = 999 } }\n",
       4, "settings: 'lua.instructions' must be at least 1000" },
