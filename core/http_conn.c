@@ -42,6 +42,7 @@ static void conn_on_timer_ev(evutil_socket_t fd, short what, void *arg);
 static void conn_close(rp_http_conn_t *c);
 static void client_free(rp_client_t *cl);
 static void conn_destroy(rp_http_conn_t *c);
+static void conn_log(rp_http_conn_t *c);
 
 static const rp_msg_handler_t  req_handler = { req_on_head, req_on_body, req_on_complete };
 
@@ -837,6 +838,12 @@ rp_http_conn_abort(rp_http_conn_t *c, const char *why)
     rp_log_info("client %s:%u: connection aborted: %s", c->addr, c->port, why);
     if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
+    }
+    if (c->state == RP_CONN_WAIT || c->state == RP_CONN_PROXY) {
+        /* a request cut short is the one an operator most needs to see: its
+         * line says the status sent (0: none) and the bytes that went */
+        conn_log(c);
+        rp_proxy_run_log_hook(c);
     }
     rp_proxy_detach(c, 0);
     conn_release(c);

@@ -4,9 +4,13 @@ JSON line."""
 
 import json
 import re
+import socket
+import struct
+import time
 
 from backends import free_port
 from httpclient import RawClient, exchange, req
+from luautil import wait_log
 
 KEYS = ["ts", "client", "client_port", "method", "uri", "proto", "status", "host", "referer",
         "user_agent", "backend", "backend_port", "request_time", "upstream_time", "bytes_in",
@@ -132,3 +136,43 @@ def test_hostile_bytes_do_not_break_json(backend, rproxy):
             assert rec["user_agent"].startswith(sent[1][1]), rec
         if rec["uri"].startswith("/h3") and int(rec["status"]) == 200:
             assert rec["uri"] == '/h3?a="b\\c', rec
+
+
+ABORT_LUA = LOG_LUA + """
+function rproxy.on_log(req, res) rproxy.log("notice", "ON_LOG", req.path, res.status) end
+"""
+
+
+def test_requests_cut_short_are_logged(backend, rproxy):
+    """A client that resets while the backend works, and a backend that closes
+    mid-body after its head went out: each request still gets its access-log
+    line (status 0: none sent; 200 with the bytes that went) and its on_log.
+    Regression: the abort path skipped both."""
+    def h(conn, q):
+        if q.path == "/midbody":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part")
+            time.sleep(0.2)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.sock.close()
+            return False
+        if q.path == "/slow":
+            time.sleep(1.0)
+        return conn.echo(q)
+    be = backend(handler=h)
+    p = rproxy(ABORT_LUA, B1=be.address, DEAD="127.0.0.1:%d" % free_port(), FORMAT="json")
+    s = socket.create_connection(("127.0.0.1", p.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.sendall(req("GET", "/slow"))
+    time.sleep(0.3)
+    s.close()                                # RST while the backend works
+    c = RawClient(p.port)
+    c.send(req("GET", "/midbody"))
+    r = c.read_response(timeout=10)
+    assert r is None or not r.complete, r
+    c.close()
+    lines = [json.loads(x) for x in lines_after(p, 2)]
+    got = {(x["uri"], x["status"]) for x in lines}
+    assert got == {("/slow", 0), ("/midbody", 200)}, lines
+    mid = [x for x in lines if x["uri"] == "/midbody"][0]
+    assert mid["bytes_out"] > 0, mid
+    assert wait_log(p, "ON_LOG /slow 0") and wait_log(p, "ON_LOG /midbody 200"), p.stderr()
