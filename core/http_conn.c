@@ -684,6 +684,9 @@ conn_parse_loop(rp_http_conn_t *c)
         rc = rp_msg_feed(&c->req, p, n);
         rp_reader_consume(r, rc > 0 ? (size_t) rc : 0);
         if (rc < 0) {
+            /* a refused request's bytes count: all that was read of it (the
+             * connection closes, so nothing after it is another's) */
+            c->bytes_in += (uint64_t) n;
             c->flags &= ~RP_REQ_KEEPALIVE;
             rp_http_conn_error(c, c->req.status, c->req.error);
             break;

@@ -81,6 +81,8 @@ def test_json_one_line_per_request(backend, rproxy):
     post = by_uri["/post"]
     assert post["method"] == "POST" and int(post["bytes_in"]) >= 10, post
     assert int(by_uri["/nohost"]["status"]) == 400, by_uri["/nohost"]
+    assert int(by_uri["/nohost"]["bytes_in"]) == len(b"GET /nohost HTTP/1.1\r\n\r\n"), \
+        by_uri["/nohost"]
     down = by_uri["/down"]
     assert int(down["status"]) == 502 and down["host"] == "down.test", down
 
