@@ -248,6 +248,20 @@ def test_junk_after_chunk_data_is_not_a_response(backend, rproxy):
     assert b"EVIL" not in r.body and b'"/second"' in r.body, r.body
 
 
+def answer_to_one_get(backend, rproxy, raw):
+    """What a client gets for one GET when the backend answers raw and closes."""
+    def h(conn, q):
+        conn.send(raw)
+        return False
+    be = backend(handler=h)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(req("GET", "/r"))
+    r = c.read_response(timeout=10)
+    c.close()
+    return r
+
+
 BAD_STATUS_LINES = [
     ("two_digit_status", b"HTTP/1.1 20 1 OK\r\nContent-Length: 2\r\n\r\nok"),
     ("status_099", b"HTTP/1.1 099 Weird\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
@@ -262,15 +276,7 @@ def test_invalid_status_line_is_502(backend, rproxy, raw):
     """A status code is three digits (llhttp 8 takes one or two, which would pass
     for an interim answer), and a reason phrase has no control bytes: 502, and
     nothing of that line reaches the client."""
-    def h(conn, q):
-        conn.send(raw)
-        return False
-    be = backend(handler=h)
-    p = rproxy(basic_lua({"app1": be.address}))
-    c = RawClient(p.port)
-    c.send(req("GET", "/s"))
-    r = c.read_response(timeout=10)
-    c.close()
+    r = answer_to_one_get(backend, rproxy, raw)
     assert r is not None and r.status == 502, r
 
 
@@ -392,14 +398,6 @@ def test_response_transfer_coding_other_than_chunked_is_502(backend, rproxy, te)
     coding the body would reach the client with that coding unannounced (gzip
     bytes read as the content). 502, as nginx; requests get 501."""
     z = gzip.compress(b"hello")
-
-    def h(conn, q):
-        conn.send(b"HTTP/1.1 200 OK\r\n" + te + b"\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(z), z))
-        return False
-    be = backend(handler=h)
-    p = rproxy(basic_lua({"app1": be.address}))
-    c = RawClient(p.port)
-    c.send(req("GET", "/gz"))
-    r = c.read_response(timeout=10)
-    c.close()
+    r = answer_to_one_get(backend, rproxy, b"HTTP/1.1 200 OK\r\n" + te + b"\r\n"
+                          + b"%x\r\n%s\r\n0\r\n\r\n" % (len(z), z))
     assert r is not None and r.status == 502, r
