@@ -1044,8 +1044,11 @@ config_tls_alpn(config_opts_t *o, rp_tls_conf_t *tc)
     }
     opts_strings(o, "alpn", &tc->alpn, &tc->nalpn);
     for (i = 0; i < tc->nalpn; i++) {
-        if (strlen(tc->alpn[i]) > 255) {
-            opts_error(o, "alpn", "an array of protocol names of at most 255 bytes");
+        /* a client that is offered "h2" and takes it speaks HTTP/2, which
+         * rproxy does not: it would get a 400 for its connection preface */
+        if (strcmp(tc->alpn[i], "http/1.1") != 0 && strcmp(tc->alpn[i], "http/1.0") != 0) {
+            opts_error(o, "alpn", "an array of \"http/1.1\" and \"http/1.0\" (rproxy speaks "
+                       "HTTP/1.x only)");
         }
     }
 }

@@ -894,8 +894,10 @@ l_response_newindex(lua_State *L)
     if (strcmp(key, "status") != 0) {
         return luaL_error(L, "res.%s cannot be set (status and headers can)", key);
     }
-    status = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, status >= 200 && status <= 599, 3, "a status from 200 to 599");
+    if (!lua_isinteger(L, 3) || (status = lua_tointeger(L, 3)) < 200 || status > 599) {
+        return luaL_error(L, "res.status: expected a status from 200 to 599, got %s",
+                          luaL_tolstring(L, 3, NULL));
+    }
     c->resp_status = (int) status;
     return 0;
 }

@@ -19,6 +19,10 @@ RESPONSE_LUA = r"""
 function rproxy.on_response(req, res)
     if req.path == "/error" then error("on_response failed on purpose") end
     if req.path == "/status" then res.status = 503 end
+    if req.path == "/bad-status" then
+        local ok, err = pcall(function() res.status = 600 end)
+        res:set_header("X-Err", tostring(ok) .. " " .. tostring(err))
+    end
     if req.path == "/req-set" then req:set_header("X-Late", "1") end
     if req.path == "/respond" then req:respond(200, "late") end
     if req.path == "/res-field" then res.backend = "x" end
@@ -51,6 +55,16 @@ def test_on_response_headers(backend, rproxy):
     assert r.header("X-Removed") == "1,0"
     assert r.header("X-Req") == "GET /r?q=1 in"
     assert r.complete and b'"target": "/r?q=1"' in r.body      # the body is untouched
+
+
+def test_on_response_bad_status_says_what_it_wants(backend, rproxy):
+    """res.status out of range raises naming res.status and the range (it said
+    "bad argument #3 to 'newindex'"), and the response goes on unchanged."""
+    be, p = start(backend, rproxy, RESPONSE_LUA)
+    r = get(p, "/bad-status")
+    assert r.status == 200, r
+    assert r.header("X-Err").endswith("res.status: expected a status from 200 to 599, got 600"), \
+        r.header("X-Err")
 
 
 def test_on_response_with_chunked_backend(backend, rproxy):

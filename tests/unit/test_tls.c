@@ -1410,6 +1410,9 @@ test_config_errors(void **state)
                       "'tls.protocols' must be a non-empty array of one of \"TLSv1\"");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', verify_client = 'require'", NULL,
                       "'tls.verify_client' = \"require\" needs 'tls.client_ca'");
+    /* rproxy speaks HTTP/1.x: a client offered h2 that took it would not */
+    assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', alpn = { 'h2', 'http/1.1' }", NULL,
+                      "'tls.alpn' must be an array of \"http/1.1\" and \"http/1.0\"");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', verify_client = 'maybe'", NULL,
                       "'tls.verify_client' must be one of \"none\", \"optional\", \"require\"");
     assert_load_error("cert = 'srv_rsa.crt', key = 'srv_rsa.key', crl = 'crl.pem'", NULL,
