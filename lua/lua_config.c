@@ -1456,6 +1456,15 @@ l_config_backend_opts(lua_State *L)
     opts_uint(&o, "connections", 1, &b->connections);
     opts_duration(&o, "retry", &b->retry);
     opts_duration(&o, "retry_max", &b->retry_max);
+    if (b->retry_max < b->retry) {
+        /* the delay doubles from retry up to retry_max: a smaller cap given
+         * is a mistake; the default one follows a longer retry */
+        if (opts_has(&o, "retry_max")) {
+            config_raise(L, ctx, "%s: 'retry_max' (%g) must be at least 'retry' (%g)", o.where,
+                         b->retry_max, b->retry);
+        }
+        b->retry_max = b->retry;
+    }
     opts_duration(&o, "connect_timeout", &b->connect_timeout);
     opts_duration(&o, "read_timeout", &b->read_timeout);
     opts_duration(&o, "write_timeout", &b->write_timeout);

@@ -592,6 +592,9 @@ static const error_case_t error_cases[] = {
       4, "vhost 'b': log.access: could not open access log \"/nonexistent-dir/a.log\"" },
     { "error_log_unopenable", BASE "rproxy.settings { log = { error = '/nonexistent-dir/e.log' } }\n",
       4, "settings: log.error: could not open error log \"/nonexistent-dir/e.log\"" },
+    { "retry_max_under_retry",
+      BASE "rproxy.backend 'b2' { address = '127.0.0.1:9002', retry = 2, retry_max = 1 }\n",
+      4, "backend 'b2': 'retry_max' (1) must be at least 'retry' (2)" },
     /* the count hook charges 1,000 at a time: a smaller budget is not one */
     { "lua_instructions_under_a_step", BASE "rproxy.settings { lua = { instructions = 999 } }\n",
       4, "settings: 'lua.instructions' must be at least 1000" },
