@@ -757,6 +757,7 @@ conn_linger(rp_http_conn_t *c)
     shutdown(conn_fd(c), SHUT_WR);
     bufferevent_disable(c->bev, EV_WRITE);
     rp_reader_set_timeouts(&c->cl->reader, CONN_LINGER_SECONDS, NULL);
+    c->write_timeout = -1;                 /* bev has none now: the next bind sets it */
     rp_reader_set_limit(&c->cl->reader, 0);
     rp_reader_on(&c->cl->reader);
     c->lingering = 1;                      /* the next event (EOF, timeout) frees */

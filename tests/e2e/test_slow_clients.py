@@ -5,6 +5,8 @@ connection while it stalls (or after it is cut)."""
 import socket
 import time
 
+import pytest
+
 from backends import big_download
 from httpclient import RawClient, exchange, req, slow_reader
 from proxy import basic_lua
@@ -72,11 +74,25 @@ def test_stalled_upload_cut_and_backend_freed(backend, rproxy):
     assert be.requests[-1].target == "/after"
 
 
-def test_client_not_reading_cut_at_write_timeout(backend, rproxy):
+@pytest.mark.parametrize("before", ["nothing", "a_400", "a_408"])
+def test_client_not_reading_cut_at_write_timeout(backend, rproxy, before):
+    """Also on a conn that served a lingering close before (a 400, a 408): the
+    linger cleared the socket's write timeout, and a later client on that conn
+    kept its backend connection for good (regression)."""
     size = 64 << 20
     be = backend(handler=big_download(size))
-    p = rproxy(basic_lua({"app1": be.address}, listen="write_timeout = 1",
+    p = rproxy(basic_lua({"app1": be.address},
+                         listen="write_timeout = 1, read_timeout = 1",
                          backend="connections = 1, retry = 0.2"))
+    if before != "nothing":
+        c = RawClient(p.port)
+        # a bad field name gets a 400 at once; a head never finished, a 408
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n" if before == "a_400"
+               else b"GET / HTTP/1.1\r\nHo")
+        r = c.read_response(timeout=10)
+        assert r is not None and r.status == int(before[2:]), r
+        c.close()                        # the linger ends: the conn becomes a spare
+        time.sleep(0.3)
     s = slow_reader(p.port, "/big", timeout=10)
     time.sleep(1 + 4)                    # not reading: the proxy gives up meanwhile
     got = 0
