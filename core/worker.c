@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,40 @@ worker_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
     rp_http_conn_accept(li->w, li, fd, sa, salen);
 }
 
+/* How long a listener stops accepting when the process is out of
+ * descriptors or memory (nginx waits 500 ms too). */
+#define ACCEPT_PAUSE_SECONDS 0.5
+
 static void
 worker_on_accept_error(struct evconnlistener *l, void *arg)
 {
+    rp_listener_t   *li = arg;
+    int              err = EVUTIL_SOCKET_ERROR();
+    struct timeval   tv;
+
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        rp_log_error("worker %u: accept() on %s failed: %s", li->w->id, li->conf->address,
+                     evutil_socket_error_to_string(err));
+        return;
+    }
+    /* the connection stays in the backlog and the socket readable: accepting
+     * again at once would spin the loop (and the log) until a descriptor is
+     * freed. So the listener rests; one line per pause. */
+    rp_log_error("worker %u: accept() on %s failed: %s; accepting again in %.1f s", li->w->id,
+                 li->conf->address, evutil_socket_error_to_string(err), ACCEPT_PAUSE_SECONDS);
+    evconnlistener_disable(l);
+    tv = rp_timeval(ACCEPT_PAUSE_SECONDS);
+    evtimer_add(li->accept_pause, &tv);
+}
+
+static void
+worker_on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
+{
     rp_listener_t  *li = arg;
 
-    /* EMFILE and friends: say so and keep the loop alive */
-    rp_log_error("worker %u: accept() on %s failed: %s", li->w->id, li->conf->address,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    if (li->l != NULL) {                   /* not closed by a reload meanwhile */
+        evconnlistener_enable(li->l);
+    }
 }
 
 /* ---- listeners ------------------------------------------------------------------ */
@@ -128,6 +155,7 @@ listener_new(rp_worker_t *w, rp_config_t *conf, const rp_listen_conf_t *lc, int 
         return NULL;
     }
     evconnlistener_set_error_cb(li->l, worker_on_accept_error);
+    li->accept_pause = evtimer_new(w->base, worker_on_accept_pause_end, li);
     rp_parkq_init(&li->parkq, w->base, rp_client_park_expired, NULL);
     listener_set_conf(li, conf, lc, log);
     return li;
@@ -155,6 +183,7 @@ rp_listener_unref(rp_listener_t *li)
         return;
     }
     listener_close(li);
+    event_free(li->accept_pause);
     rp_parkq_cleanup(&li->parkq);          /* empty: a parked client holds a reference */
     rp_names_cleanup(&li->skip);
     rp_names_cleanup(&li->skip_abs);

@@ -36,6 +36,7 @@ typedef struct rp_listener_s {
     rp_names_t                  skip_abs; /* the same plus Host (absolute-form)      */
     int                         refs;     /* the worker's + one per connection      */
     rp_parkq_t                  parkq;    /* its parked clients' deadlines            */
+    struct event               *accept_pause; /* owned: re-enables l after EMFILE     */
 } rp_listener_t;
 
 /* A reload on its way to every worker: counts them in. */

@@ -4,6 +4,7 @@ SIGINT, SIGUSR1 reopening the access log, the pidfile, worker threads."""
 import os
 import resource
 import signal
+import socket
 import threading
 import time
 
@@ -153,3 +154,39 @@ def test_max_nofile_only_raises(backend, rproxy, soft, want, got):
     hard = old[1] if old[1] != resource.RLIM_INFINITY else None
     cur, mx = _nofile_of(p.pid)
     assert cur == got and (hard is None or mx == hard), (cur, mx, old)
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_accepting(backend, rproxy):
+    """At the descriptor limit accept() fails with EMFILE while the connection
+    waits in the backlog: accepting again at once spun a core and wrote the
+    error line some 30,000 times a second. The listener now rests 0.5 s at a
+    time (one line each), and serves again once descriptors are free."""
+    be = backend()
+    p = rproxy(basic_lua({"app1": be.address}, listen="read_timeout = 30, keepalive_timeout = 30"))
+    r, c = exchange(p.port, req("GET", "/before"))
+    c.close()
+    assert r is not None and r.status == 200, r
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (64, 64))
+    socks = [socket.create_connection(("127.0.0.1", p.port), timeout=5) for _ in range(100)]
+    try:
+        time.sleep(0.5)
+        cpu0, err0 = _cpu_seconds(p.pid), len(p.stderr())
+        time.sleep(2)
+        cpu, grew = _cpu_seconds(p.pid) - cpu0, len(p.stderr()) - err0
+        assert cpu < 0.5, "%.2f s of CPU in 2 s at the descriptor limit: a busy loop" % cpu
+        assert grew < 20000, "the error log grew %d bytes in 2 s" % grew
+        assert "Too many open files; accepting again in 0.5 s" in p.stderr()
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(1)
+    for i in range(3):
+        r, c = exchange(p.port, req("GET", "/after%d" % i), timeout=10)
+        c.close()
+        assert r is not None and r.status == 200, r
