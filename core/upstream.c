@@ -276,6 +276,7 @@ uc_on_connected(rp_upstream_conn_t *uc)
                                    : ((struct sockaddr_in *) &ss)->sin_port);
     }
     uc->connected = 1;
+    uc->connected_at = rp_now();
     if (uc->ssl == NULL) {
         rp_flush_attach(&uc->b->w->flusher, &uc->flush, uc->bev);
         rp_reader_attach(&uc->reader, uc->b->base, uc->b->w->read_scratch);
@@ -356,6 +357,13 @@ uc_on_event(struct bufferevent *bev, short what, void *arg)
         }
         break;
     case RP_UC_IDLE:
+        if (uc->served == 0 && rp_now() - uc->connected_at < uc->b->conf->retry) {
+            /* closed as soon as it was accepted (a forwarder with no target, a
+             * server at its limit): a failed connect, retried after the
+             * backoff; reconnecting at once made tens of thousands a second */
+            uc_down(uc, "closed by the backend as soon as it was accepted");
+            break;
+        }
         /* the backend closed a kept connection: open a new one */
         uc_set_state(uc, RP_UC_CONNECTING);
         uc_reconnect(uc);

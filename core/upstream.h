@@ -51,6 +51,7 @@ struct rp_upstream_conn_s {
                                                not paused by back-pressure)           */
     double                      write_s;    /* write timeout set on bev; < 0: none    */
     double                      backoff;    /* next DOWN delay, s                     */
+    double                      connected_at; /* when the socket came up (rp_now)   */
     unsigned                    served;     /* responses completed on this socket     */
     uint16_t                    local_port; /* for {DS_SPORT}                         */
     rp_msg_t                    resp;       /* response parser for this socket        */

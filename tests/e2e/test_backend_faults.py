@@ -4,11 +4,13 @@ keep-alive connections and `Connection: close` answers (requests keep working),
 and the one retry of a GET on a reused connection closed before any answer."""
 
 import json
+import socket
 import threading
 import time
 
 from backends import free_port
 from httpclient import RawClient, curl, exchange, req
+from luautil import wait_log
 from proxy import basic_lua
 
 ONE_CONN = "connections = 1, retry = 0.2, retry_max = 1"
@@ -228,3 +230,56 @@ def test_backend_restart(backend, rproxy):
         assert time.monotonic() < end, "not serving 10 s after the backend came back: %r" % r
         time.sleep(0.3)
     assert r.header("X-Backend") == "second"
+
+
+class _AcceptAndClose:
+    """A backend that accepts every connection and closes it at once."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.sock.settimeout(0.2)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            try:
+                s, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            s.close()
+            self.accepted += 1
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_backend_closing_every_connection_at_once_gets_the_backoff(backend, rproxy):
+    """A backend that closes each connection as soon as it accepts it (a port
+    forwarder with no target, a server at its limit) is a failed connect, retried
+    after `retry`: it was reconnected at once, tens of thousands of times a second
+    with no client at all. Clients get 502 meanwhile."""
+    bad = _AcceptAndClose()
+    try:
+        p = rproxy(basic_lua({"app1": bad.address}, backend="connections = 2, retry = 0.5, "
+                                                            "retry_max = 1"))
+        time.sleep(0.5)
+        n0 = bad.accepted
+        time.sleep(2)
+        rate = (bad.accepted - n0) / 2
+        assert rate < 50, "%.0f backend connections a second" % rate
+        assert wait_log(p, "closed by the backend as soon as it was accepted")
+        r, c = exchange(p.port, req("GET", "/x"), timeout=10)
+        c.close()
+        assert r is not None and r.status == 502, r
+    finally:
+        bad.stop()
