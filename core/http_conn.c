@@ -609,6 +609,7 @@ conn_begin_request(rp_http_conn_t *c)
     rp_gen_ref(c->gen);
     c->flags = 0;
     c->status = 0;
+    c->up_retries = 0;
     c->t_start = rp_now();
     c->t_upstream = c->t_first = 0;
     c->bytes_in = c->bytes_out = 0;

@@ -47,7 +47,7 @@ typedef enum {
 #define RP_RESP_DONE         0x0010u   /* the whole response was written to the client */
 #define RP_RESP_CHUNKED      0x0020u   /* body re-chunked towards the client           */
 #define RP_RESP_TO_CLOSE     0x0040u   /* body delimited by closing the client         */
-#define RP_REQ_RETRIED       0x0080u   /* already retried once on another connection   */
+/* 0x0080u: free */
 #define RP_REQ_BLOCKED       0x0100u   /* client reads off: backend output over mark   */
 #define RP_RESP_BLOCKED      0x0200u   /* backend reads off: client output over mark   */
 #define RP_REQ_HAS_BODY      0x0400u   /* the request has a body (CL > 0 or chunked)   */
@@ -135,6 +135,7 @@ struct rp_http_conn_s {
     double                       timer_at;    /* when timer_ev fires; 0: not pending        */
     double                       write_timeout; /* the socket's write timeout, s           */
     short                        up_eof_what; /* the BEV_EVENT_* of the backend's close     */
+    unsigned char                up_retries;  /* retries after reused connections closed    */
     /* flags, packed: the struct stays within glibc's 1032-byte tcache sizes */
     unsigned                     in_parse : 1;     /* rp_http_conn_parse() is on the stack  */
     unsigned                     closed : 1;       /* the open reference was dropped        */

@@ -621,13 +621,43 @@ rp_upstream_resume(rp_upstream_conn_t *uc)
     rp_timer_due(uc->deadline, &uc->deadline_at, uc->read_at + uc->b->conf->read_timeout);
 }
 
+/* Reused connections lost in a row past which a backend's connections are
+ * not reused (each answer's connection is replaced by a fresh one), and how
+ * often reuse is tried again meanwhile (one release in REUSE_PROBE_EVERY). */
+#define REUSE_LOST_MAX    3
+#define REUSE_PROBE_EVERY 64
+
+void
+rp_upstream_reuse_lost(rp_upstream_conn_t *uc)
+{
+    if (++uc->b->reuse_lost == REUSE_LOST_MAX) {
+        rp_log_warn("backend %s: it closes kept connections before answering on them; "
+                    "a fresh connection for each request until reuse works again",
+                    uc->b->conf->name);
+    }
+}
+
+/* May a connection that answered be kept for the next request? Not while its
+ * backend keeps losing reused ones, but for a probe now and then. */
+static int
+uc_reuse_allowed(rp_upstream_conn_t *uc)
+{
+    rp_backend_t  *b = uc->b;
+
+    if (uc->served > 0) {
+        b->reuse_lost = 0;                 /* a reused connection answered */
+    }
+    return b->reuse_lost < REUSE_LOST_MAX || ++b->reuse_probe % REUSE_PROBE_EVERY == 0;
+}
+
 void
 rp_upstream_release(rp_upstream_conn_t *uc, int reusable)
 {
     uc->user = NULL;
     uc->arg = NULL;
     uc->reading = 0;
-    if (reusable && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+    if (reusable && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0
+        && uc_reuse_allowed(uc)) {
         uc->served++;
         rp_msg_reset(&uc->resp);
         uc_became_idle(uc);

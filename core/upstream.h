@@ -83,6 +83,9 @@ struct rp_backend_s {
     unsigned                    ndown;
     double                      rtt;        /* EWMA time to first response byte, s    */
     unsigned                    failures;   /* connects failed in a row               */
+    unsigned                    reuse_lost; /* reused connections closed before
+                                               answering, in a row                    */
+    unsigned                    reuse_probe; /* releases while reuse is off            */
     rp_target_t               **targets;    /* owned array of borrowed: who may wait  */
     unsigned                    ntargets;
     char                        addr_text[64]; /* "host:port" for logs                */
@@ -149,6 +152,12 @@ void rp_target_dequeue(rp_pending_t *p);
  * pending request of any of its targets takes it at once); otherwise the
  * socket is closed and a new one opened. */
 void rp_upstream_release(rp_upstream_conn_t *uc, int reusable);
+
+/* The request on uc, a reused connection, lost it before any byte of an
+ * answer (the backend closed it): counted, since a backend that loses them
+ * in a row closes its connections after each answer without saying so, and
+ * reusing them only races it. */
+void rp_upstream_reuse_lost(rp_upstream_conn_t *uc);
 
 /* A request's head was queued on uc: reads are on, and the response must
  * keep coming (no gap longer than the backend's read_timeout, checked by one
