@@ -1,6 +1,7 @@
 """The process: graceful stop on SIGTERM (an in-flight request completes, exit 0),
 SIGINT, SIGUSR1 reopening the access log, the pidfile, worker threads."""
 
+import json
 import os
 import resource
 import signal
@@ -190,3 +191,24 @@ def test_out_of_descriptors_pauses_accepting(backend, rproxy):
         r, c = exchange(p.port, req("GET", "/after%d" % i), timeout=10)
         c.close()
         assert r is not None and r.status == 200, r
+
+
+def test_request_cut_at_the_end_of_grace_is_logged(backend, rproxy):
+    """A request still waiting for its backend when the grace period ends is
+    cut: the process exits, and the request has its access-log line (status
+    0: no answer) and its on_log, run while the worker is torn down."""
+    be = backend("silent")
+    lua = basic_lua({"app1": be.address}, settings="grace = 1", backend="read_timeout = 30")
+    lua += 'function rproxy.on_log(req, res) rproxy.log("notice", "ON_LOG", req.path, res.status) end\n'
+    p = rproxy(lua)
+    c = RawClient(p.port)
+    c.send(req("GET", "/cut"))
+    assert be.wait_requests(1)
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(10)
+    c.close()
+    assert rc == 0, (rc, p.stderr()[-2000:])
+    assert "grace period over" in p.stderr()
+    assert "ON_LOG /cut 0" in p.stderr(), p.stderr()[-2000:]
+    lines = [json.loads(x) for x in p.access_lines()]
+    assert [(x["uri"], x["status"]) for x in lines] == [("/cut", 0)], lines
