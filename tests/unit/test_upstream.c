@@ -696,7 +696,8 @@ test_release_with_stray_bytes(void **state)
     assert_int_equal(fx->srv.accepts, 2);
 }
 
-/* An IDLE socket the backend closes, or writes to, is replaced. */
+/* An IDLE socket the backend closes (one that has served), or writes to,
+ * is replaced at once. */
 static void
 test_idle_closed_or_chatty(void **state)
 {
@@ -705,6 +706,7 @@ test_idle_closed_or_chatty(void **state)
     rp_upstream_conn_t  *uc = &b->conns[0];
 
     RUN_UNTIL(fx, b->nidle == 1);
+    uc->served = 1;                        /* a kept connection, not a fresh one */
     server_close(fx, uc);
     RUN_UNTIL(fx, fx->srv.accepts == 2 && uc->state == RP_UC_IDLE);
     assert_int_equal(fx->srv.accepts, 2);
@@ -715,6 +717,26 @@ test_idle_closed_or_chatty(void **state)
     RUN_UNTIL(fx, fx->srv.accepts == 3 && uc->state == RP_UC_IDLE);
     assert_int_equal(fx->srv.accepts, 3);
     assert_int_equal(uc->state, RP_UC_IDLE);
+    check_counts(b);
+}
+
+/* A socket the backend closes as soon as it accepted it, having served
+ * nothing, is a failed connect: DOWN, reconnected after the backoff, not at
+ * once (a forwarder with no target drew tens of thousands a second). */
+static void
+test_idle_closed_at_once_is_a_failed_connect(void **state)
+{
+    fx_t                *fx = *state;
+    rp_backend_t        *b = fx_backend(fx, 1, fx->srv.port);
+    rp_upstream_conn_t  *uc = &b->conns[0];
+
+    RUN_UNTIL(fx, b->nidle == 1);
+    server_close(fx, uc);
+    RUN_UNTIL(fx, uc->state == RP_UC_DOWN);
+    assert_int_equal(uc->state, RP_UC_DOWN);
+    assert_true(evtimer_pending(uc->retry, NULL));   /* reconnects after retry (30 s) */
+    assert_int_equal(fx->srv.accepts, 1);
+    assert_int_equal(b->failures, 1);
     check_counts(b);
 }
 
@@ -888,6 +910,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_release_not_reusable, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_release_with_stray_bytes, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idle_closed_or_chatty, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_closed_at_once_is_a_failed_connect, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_dequeue, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dequeue_then_down, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_down_then_back, fx_setup, fx_teardown),
