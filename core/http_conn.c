@@ -848,7 +848,6 @@ rp_http_conn_abort(rp_http_conn_t *c, const char *why)
         /* a request cut short is the one an operator most needs to see: its
          * line says the status sent (0: none) and the bytes that went */
         conn_log(c);
-        rp_proxy_run_log_hook(c);
     }
     rp_proxy_detach(c, 0);
     conn_release(c);
@@ -1036,9 +1035,9 @@ log_req_header(void *ctx, const char *name, size_t nlen, size_t *vlen)
     return rp_msg_header(ctx, name, nlen, vlen);
 }
 
-/* The request target as the client sent it. */
+/* The request's access-log line (the request target as the client sent it). */
 static void
-conn_log(rp_http_conn_t *c)
+conn_write_access_line(rp_http_conn_t *c)
 {
     rp_access_log_t    *log;
     rp_access_entry_t   e;
@@ -1089,13 +1088,20 @@ conn_log(rp_http_conn_t *c)
     rp_access_log_write(log, &e);
 }
 
+/* A request is over (answered, or cut short): its access-log line, then on_log. */
+static void
+conn_log(rp_http_conn_t *c)
+{
+    conn_write_access_line(c);
+    rp_proxy_run_log_hook(c);
+}
+
 void
 rp_http_conn_finish(rp_http_conn_t *c)
 {
     struct evbuffer  *in = bufferevent_get_input(c->bev);
 
     conn_log(c);
-    rp_proxy_run_log_hook(c);
     rp_proxy_detach(c, (c->flags & RP_UP_REUSABLE) && (c->flags & RP_REQ_DONE));
     conn_request_cleanup(c);
     rp_http_conn_deadline(c, 0);

@@ -819,7 +819,7 @@ resp_on_head(rp_msg_t *m)
 {
     rp_upstream_conn_t  *uc = m->owner;
     rp_http_conn_t      *c = uc->arg;
-    int                  status = rp_msg_status(m);
+    int                  status = rp_msg_status(m), bodiless;
 
     if (c == NULL) {
         return -1;
@@ -829,19 +829,21 @@ resp_on_head(rp_msg_t *m)
         m->error = "101 Switching Protocols was not asked for";
         return -1;
     }
-    if (status >= 200 && status != 204 && status != 304 && rp_msg_method(&c->req) != HTTP_HEAD
-        && !rp_msg_codings_relayable(m)) {
-        /* the body would go on re-chunked with its other coding unannounced
-         * (gzip bytes read as the content); nginx refuses it too */
-        m->status = 502;
-        m->error = "transfer coding other than chunked";
-        return -1;
-    }
     if (status < 200) {
         if (rp_msg_http_minor(&c->req) == 1) {
             proxy_write_response_head(c, m, 0);    /* 100, 103: relayed as they come */
         }
         return 1;
+    }
+    /* no body, whatever Content-Length says (RFC 9110 §6.4.1); llhttp would
+     * otherwise wait for a 304's Content-Length bytes */
+    bodiless = rp_msg_method(&c->req) == HTTP_HEAD || status == 204 || status == 304;
+    if (!bodiless && !rp_msg_codings_relayable(m)) {
+        /* the body would go on re-chunked with its other coding unannounced
+         * (gzip bytes read as the content); nginx refuses it too */
+        m->status = 502;
+        m->error = "transfer coding other than chunked";
+        return -1;
     }
     if (c->gen->lua->on_response != LUA_NOREF
         && proxy_hook(c, c->gen->lua->on_response, RP_PHASE_RESPONSE, "on_response") != RP_OK) {
@@ -850,9 +852,7 @@ resp_on_head(rp_msg_t *m)
         return -1;
     }
     proxy_write_response_head(c, m, 1);
-    /* no body, whatever Content-Length says (RFC 9110 §6.4.1); llhttp would
-     * otherwise wait for a 304's Content-Length bytes */
-    return (rp_msg_method(&c->req) == HTTP_HEAD || status == 204 || status == 304) ? 1 : 0;
+    return bodiless;
 }
 
 static int

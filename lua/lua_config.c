@@ -776,8 +776,9 @@ config_access_log(config_opts_t *lo, rp_access_log_conf_t *al)
         && strchr(al->format, '{') == NULL) {
         opts_error(&ao, "format", "\"combined\", \"json\" or a template of {TOKENS}");
     }
-    /* the tokens, and that the file opens: what the start (or the reload)
-     * would refuse with no file:line, after a check that said ok */
+    /* (a format without braces is refused above, naming the key) the
+     * tokens, and that the file opens: what the start (or the reload) would
+     * refuse with no file:line, after a check that said ok */
     if (rp_access_log_check(al->output, al->format, err, sizeof(err)) != RP_OK) {
         config_raise(ao.L, ao.ctx, "%s: %saccess: %s", ao.where, lo->prefix, err);
     }
