@@ -222,6 +222,8 @@ struct rp_listen_conf_s {
     struct sockaddr_storage  addr;
     socklen_t                addrlen;
     int                      backlog;          /* default 1024                               */
+    int                      defer_accept;     /* TCP_DEFER_ACCEPT: a connection is accepted
+                                                  once its first bytes came; default 1       */
     double                   read_timeout;     /* s; client head/body stall; default 60      */
     double                   write_timeout;    /* s; client not reading; default 60          */
     double                   keepalive_timeout;/* s; idle keep-alive client; default 75      */

@@ -30,6 +30,7 @@
 #define CONN_LINGER_SECONDS      2.0
 #define CONN_SPARES_MAX          64      /* a worker's spare conns (about 2 KiB each) */
 #define CONN_IDLE_BOUND_MAX      32      /* idle conns a worker keeps bound: the rest park */
+#define CONN_WATCH_AFTER         1.0     /* s: an unwatched client is read again after it */
 
 static int  req_on_head(rp_msg_t *m);
 static int  req_on_body(rp_msg_t *m, const char *p, size_t n);
@@ -504,6 +505,12 @@ rp_http_conn_accept(rp_worker_t *w, rp_listener_t *li, int fd, const struct sock
     }
     rp_reader_on(&cl->reader);
     rp_worker_conn_added(w, cl);
+    if (!tls && lc->defer_accept) {
+        /* accepted once bytes came (TCP_DEFER_ACCEPT): the request is read now,
+         * not after an epoll_wait reports it; the reader's EPOLL_CTL_ADD is
+         * still in libevent's changelist, which conn_unwatch() can cancel */
+        rp_reader_ready(fd, EV_READ, &cl->reader);
+    }
 }
 
 /* Frees what the current request owns: rewrites, a hook's answer, its Lua
@@ -664,6 +671,36 @@ conn_wants_input(const rp_http_conn_t *c)
     }
 }
 
+/* The request is read whole and is the connection's last (Connection:
+ * close, HTTP/1.0), with nothing after it: the client's socket leaves epoll
+ * while the backend works. Reads would only see a pipelined request (which
+ * would not be answered), a half-close (which changes nothing now) or a reset;
+ * what they cost is two epoll_ctl a request, one of them an EPOLL_CTL_DEL that
+ * fails after the close. A socket read when accepted (TCP_DEFER_ACCEPT) was
+ * never in epoll: libevent's changelist drops the pending ADD. Reads come back
+ * after CONN_WATCH_AFTER (conn_on_timer), so that a client which resets while
+ * the backend takes its time is still cut off then, as with reads on. */
+static void
+conn_unwatch(rp_http_conn_t *c)
+{
+    if ((c->flags & RP_REQ_KEEPALIVE) || c->ssl != NULL
+        || rp_reader_buffered(&c->cl->reader) > 0 || !c->cl->reader.on) {
+        return;
+    }
+    rp_reader_off(&c->cl->reader);
+    c->unwatched = 1;
+    conn_deadline_at(c, rp_now() + CONN_WATCH_AFTER);
+}
+
+void
+rp_http_conn_watch(rp_http_conn_t *c)
+{
+    if (c->unwatched) {
+        c->unwatched = 0;
+        rp_reader_on(&c->cl->reader);
+    }
+}
+
 /* Feeds what the client sent to the parser, in place (rp_reader_peek);
  * whatever runs after a feed finds the unused rest in the input. */
 static void
@@ -710,6 +747,9 @@ conn_parse_loop(rp_http_conn_t *c)
         if (rc == 0 || n == 0) {
             break;
         }
+    }
+    if (c->state == RP_CONN_PROXY && (c->flags & RP_REQ_DONE) && !c->unwatched) {
+        conn_unwatch(c);
     }
     rp_reader_drained(r);
 }
@@ -918,6 +958,8 @@ conn_on_timer(rp_http_conn_t *c)
     } else if (c->state == RP_CONN_WAIT) {
         rp_target_dequeue(&c->pending);
         rp_http_conn_error(c, 503, "no backend connection within pending_timeout");
+    } else if (c->state == RP_CONN_PROXY) {
+        rp_http_conn_watch(c);             /* the backend takes its time: see a reset */
     }
     rp_http_conn_unref(c);
 }

@@ -144,6 +144,8 @@ struct rp_http_conn_s {
     unsigned                     lingering : 1;    /* half-closed, dropping client bytes    */
     unsigned                     body_timeout : 1; /* the socket's read timeout is on       */
     unsigned                     idle_listed : 1;  /* idle and kept bound (w->idle_conns)   */
+    unsigned                     unwatched : 1;    /* reads off while the backend works on
+                                                      the last request (conn_unwatch)      */
 };
 
 /* Takes ownership of fd, an accepted client socket. */
@@ -189,6 +191,10 @@ void rp_http_conn_body_timeout(rp_http_conn_t *c, int on);
  * conn_on_timer for what each phase does when it passes. Lazy: the timer
  * moves only when it would fire too late. */
 void rp_http_conn_deadline(rp_http_conn_t *c, double seconds);
+
+/* The request waits for a backend connection: reads are on again if
+ * conn_unwatch() had turned them off (an EOF then shows, as it should in WAIT). */
+void rp_http_conn_watch(rp_http_conn_t *c);
 
 /* The TLS facts of the connection (read once), or NULL on plain TCP. */
 const void *rp_http_conn_tls_facts(rp_http_conn_t *c);

@@ -173,6 +173,7 @@ proxy_acquire(rp_http_conn_t *c)
          * bytes wait in the input, bounded by its high watermark, and an EOF
          * is read again once a backend connection comes (conn_on_event) */
         rp_target_enqueue(c->target, &c->pending);
+        rp_http_conn_watch(c);             /* a retry of an unwatched request */
         c->state = RP_CONN_WAIT;
         rp_http_conn_deadline(c, c->lc->pending_timeout);
         return;

@@ -11,6 +11,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,11 +125,33 @@ listener_build_skip(rp_listener_t *li)
     free(s);
 }
 
+/* TCP_DEFER_ACCEPT on li's socket as lc asks (a reload that keeps the
+ * socket may change it). With it, the kernel hands a connection over once its
+ * first bytes came (a silent one after about a second, its SYN-ACK resent), so
+ * that the accept reads the request at once (rp_http_conn_accept) instead of
+ * watching the socket first. 1 s, as nginx's "deferred" and HAProxy's
+ * "defer-accept" set it. */
+static void
+listener_set_defer(rp_listener_t *li, const rp_listen_conf_t *lc)
+{
+    int  seconds = lc->defer_accept ? 1 : 0;
+
+    if (setsockopt(evconnlistener_get_fd(li->l), IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds,
+                   sizeof(seconds))
+        != 0) {
+        rp_log_error("worker %u: TCP_DEFER_ACCEPT on %s: %s", li->w->id, lc->address,
+                     strerror(errno));
+    }
+}
+
 /* Points li at lc (of conf, which it references) and its access log. */
 static void
 listener_set_conf(rp_listener_t *li, rp_config_t *conf, const rp_listen_conf_t *lc,
                   rp_access_log_t *log)
 {
+    if (li->conf == NULL || li->conf->defer_accept != lc->defer_accept) {
+        listener_set_defer(li, lc);
+    }
     rp_config_ref(conf);
     if (li->conf_ref != NULL) {
         rp_config_unref(li->conf_ref);

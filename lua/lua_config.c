@@ -1613,6 +1613,7 @@ config_add_listener(lua_State *L, config_ctx_t *ctx)
     l = &conf->listeners[conf->nlisteners++];
     l->line = d->line;
     l->backlog = 1024;
+    l->defer_accept = 1;
     l->read_timeout = 60;
     l->write_timeout = 60;
     l->keepalive_timeout = 75;
@@ -1719,9 +1720,9 @@ static int
 l_config_listen(lua_State *L)
 {
     static const char *const  keys[] = {
-        "address", "backlog", "read_timeout", "write_timeout", "keepalive_timeout",
-        "pending_timeout", "max_pending", "high_watermark", "x_headers", "max_request_line",
-        "max_header_size", "max_headers", "log", "tls", NULL
+        "address", "backlog", "defer_accept", "read_timeout", "write_timeout",
+        "keepalive_timeout", "pending_timeout", "max_pending", "high_watermark", "x_headers",
+        "max_request_line", "max_header_size", "max_headers", "log", "tls", NULL
     };
     config_opts_t             o;
     config_ctx_t             *ctx;
@@ -1732,6 +1733,7 @@ l_config_listen(lua_State *L)
 
     config_listen_address(&o, l);
     opts_int(&o, "backlog", 1, &l->backlog);
+    opts_bool(&o, "defer_accept", &l->defer_accept);
     opts_duration(&o, "read_timeout", &l->read_timeout);
     opts_duration(&o, "write_timeout", &l->write_timeout);
     opts_duration(&o, "keepalive_timeout", &l->keepalive_timeout);

@@ -282,7 +282,9 @@ http {
 
 # ---- the proxies ---------------------------------------------------------
 # Every proxy: one worker, 64 kept-alive backend connections, no access log, the
-# error log at "warn", no X-Forwarded-* headers added, keep-alive to clients 75 s.
+# error log at "warn", no X-Forwarded-* headers added, keep-alive to clients 75 s,
+# listeners with TCP_DEFER_ACCEPT (rproxy's default defer_accept; nginx "deferred",
+# HAProxy "defer-accept").
 # Requests whose path starts with /api/v1/ go through the Lua policy (when the
 # proxy has hooks): read X-Tenant, rewrite ^/api/v1/(.*) to /%1, add X-Bench-Hook.
 
@@ -297,7 +299,7 @@ http {
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:%(port)d backlog=4096;
+        listen 127.0.0.1:%(port)d backlog=4096 deferred;
         client_max_body_size 0;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -330,7 +332,7 @@ defaults
     timeout http-keep-alive 75s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:%(port)d
+    bind 127.0.0.1:%(port)d defer-accept
 %(tls_bind)s
 %(lua_action)s
     default_backend be
@@ -457,20 +459,20 @@ NGINX_SSL = """\
         ssl_session_timeout 300s;"""
 
 NGINX_TLS = """\
-        listen 127.0.0.1:%(tls_port)d ssl backlog=4096;
+        listen 127.0.0.1:%(tls_port)d ssl backlog=4096 deferred;
 """ + NGINX_SSL + """
         ssl_session_tickets on;"""
 
 HAPROXY_TLS = """\
-    bind 127.0.0.1:%(tls_port)d ssl crt %(pem)s ca-file %(ca)s verify required
-    bind 127.0.0.1:%(tls_id_port)d ssl crt %(pem)s ca-file %(ca)s verify required no-tls-tickets
-    bind 127.0.0.1:%(https_port)d ssl crt %(pem)s"""
+    bind 127.0.0.1:%(tls_port)d ssl crt %(pem)s ca-file %(ca)s verify required defer-accept
+    bind 127.0.0.1:%(tls_id_port)d ssl crt %(pem)s ca-file %(ca)s verify required no-tls-tickets defer-accept
+    bind 127.0.0.1:%(https_port)d ssl crt %(pem)s defer-accept"""
 
 # The same TLS listener without tickets: clients resume by session id from the
 # proxy's session cache (nginx: its own server block, ssl_session_tickets is per server)
 NGINX_TLS_ID = """\
     server {
-        listen 127.0.0.1:%(tls_id_port)d ssl backlog=4096;
+        listen 127.0.0.1:%(tls_id_port)d ssl backlog=4096 deferred;
 """ + NGINX_SSL + """
         ssl_session_tickets off;
         proxy_http_version 1.1;
@@ -478,7 +480,7 @@ NGINX_TLS_ID = """\
         location / { proxy_pass http://backend; }
     }
     server {
-        listen 127.0.0.1:%(https_port)d ssl backlog=4096;
+        listen 127.0.0.1:%(https_port)d ssl backlog=4096 deferred;
         ssl_certificate %(cert)s;
         ssl_certificate_key %(key)s;
         ssl_protocols TLSv1.2 TLSv1.3;

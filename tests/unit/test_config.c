@@ -85,7 +85,7 @@ static const char full_config[] =
     "  high_watermark = '64k', x_headers = { 'x-forwarded-for', 'X-FORWARDED-PROTO',\n"
     "  'X-Real-IP' }, max_request_line = 4096, max_header_size = '16k', max_headers = 50,\n"
     "  log = { access = { output = '/tmp/access.log', format = 'json' } } }\n"
-    "rproxy.listen { address = '127.0.0.1:8081', x_headers = {} }\n"                       /* 19 */
+    "rproxy.listen { address = '127.0.0.1:8081', x_headers = {}, defer_accept = false }\n" /* 19 */
     "rproxy.vhost 'example.com' { aliases = { '*.example.com', 'www.example.*' },\n"       /* 20 */
     "  log = { access = { output = 'stdout', format = '{SRC} {METH} {URI} {STATUS}' } },\n"
     "  routes = {\n"
@@ -191,6 +191,7 @@ check_full_listeners(const rp_config_t *conf)
     assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_ANY));
     assert_int_equal(ntohs(sin->sin_port), 8080);
     assert_int_equal(l->backlog, 1024);
+    assert_int_equal(l->defer_accept, 1);
     assert_true(l->read_timeout == 60 && l->write_timeout == 60);
     assert_true(l->keepalive_timeout == 75 && l->pending_timeout == 10);
     assert_int_equal(l->max_pending, 1024);
@@ -221,6 +222,7 @@ check_full_listeners(const rp_config_t *conf)
     assert_string_equal(l->access_log.format, "json");
 
     assert_int_equal(conf->listeners[2].x_headers, 0);
+    assert_int_equal(conf->listeners[2].defer_accept, 0);
 }
 
 static void
@@ -526,6 +528,8 @@ static const error_case_t error_cases[] = {
       4, "backend 'app2': 'connections' must be a positive integer" },
     { "zero_connections", BASE "rproxy.backend 'app2' { address = '127.0.0.1:9002', connections = 0 }\n",
       4, "backend 'app2': 'connections' must be a positive integer" },
+    { "defer_accept_not_boolean", BASE "rproxy.listen { address = '127.0.0.1:8081', defer_accept = 1 }\n",
+      4, "listen: 'defer_accept' must be a boolean" },
     { "fractional_integer", BASE "rproxy.listen { address = '127.0.0.1:8081', backlog = 1.5 }\n",
       4, "listen: 'backlog' must be a positive integer" },
     { "negative_threads", BASE "rproxy.settings { threads = -1 }\n",
