@@ -719,6 +719,11 @@ conn_parse_loop(rp_http_conn_t *c)
         if (c->state == RP_CONN_IDLE) {
             conn_begin_request(c);
         }
+        if (c->state == RP_CONN_PROXY && c->req.stage == RP_MSG_BODY && r->pend_len == 0
+            && (rc = (ssize_t) rp_proxy_move_request_body(c)) > 0) {
+            c->bytes_in += (uint64_t) rc;      /* body bytes moved, not parsed */
+            continue;
+        }
         rc = rp_msg_feed(&c->req, p, n);
         rp_reader_consume(r, rc > 0 ? (size_t) rc : 0);
         if (rc < 0) {

@@ -212,6 +212,9 @@ void rp_proxy_target(const rp_http_conn_t *c, const char **path, size_t *plen,
 const char *rp_proxy_host(const rp_http_conn_t *c, size_t *len);
 void rp_proxy_start(rp_http_conn_t *c);              /* head parsed: route and go   */
 void rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n);
+/* Moves request body bytes from the client's input to the backend's output
+ * without copying them, when it can; returns how many (0: feed the parser). */
+size_t rp_proxy_move_request_body(rp_http_conn_t *c);
 void rp_proxy_request_done(rp_http_conn_t *c);
 void rp_proxy_client_drained(rp_http_conn_t *c);     /* client output drained      */
 void rp_proxy_detach(rp_http_conn_t *c, int reusable); /* give the backend conn back */

@@ -11,6 +11,7 @@
 #define MSG_FIELDS_INITIAL 24
 
 static int msg_on_url(llhttp_t *p, const char *at, size_t n);
+static int msg_on_url_complete(llhttp_t *p);
 static int msg_on_status(llhttp_t *p, const char *at, size_t n);
 static int msg_on_field(llhttp_t *p, const char *at, size_t n);
 static int msg_on_value(llhttp_t *p, const char *at, size_t n);
@@ -21,6 +22,7 @@ static int msg_on_message_complete(llhttp_t *p);
 
 static llhttp_settings_t  msg_settings = {
     .on_url = msg_on_url,
+    .on_url_complete = msg_on_url_complete,
     .on_status = msg_on_status,
     .on_header_field = msg_on_field,
     .on_header_value = msg_on_value,
@@ -226,6 +228,19 @@ static int
 msg_on_url(llhttp_t *p, const char *at, size_t n)
 {
     return msg_start_line(msg_of(p), at, n, 414, "request line too long");
+}
+
+/* A request line without a version is HTTP/0.9 (llhttp says 0.9 before this
+ * callback; a line with a version has not set it yet). Its client sends
+ * that line alone and waits, while llhttp waits for header fields: it would get
+ * a 408 after read_timeout. */
+static int
+msg_on_url_complete(llhttp_t *p)
+{
+    if (p->http_major == 0 && p->http_minor == 9) {
+        return msg_fail(msg_of(p), 400, "unsupported HTTP version");
+    }
+    return 0;
 }
 
 /* reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4): it is
@@ -1123,6 +1138,31 @@ rp_msg_close_delimited(const rp_msg_t *m)
     return llhttp_get_type((llhttp_t *) &m->parser) == HTTP_RESPONSE
            && !(m->parser.flags & (F_CHUNKED | F_CONTENT_LENGTH | F_SKIPBODY))
            && llhttp_message_needs_eof(&m->parser);
+}
+
+/* In a Content-Length body llhttp counts the bytes still to come in
+ * parser.content_length and, fed again, goes on from there: bytes it did
+ * not see only lower the count. (Each llhttp_execute() starts its body span
+ * at its first byte, so no span crosses the skipped bytes.) */
+uint64_t
+rp_msg_body_skippable(const rp_msg_t *m)
+{
+    const llhttp_t  *p = &m->parser;
+
+    if (m->stage != RP_MSG_BODY || m->um_state != UM_OFF
+        || llhttp_get_errno(p) != HPE_OK
+        || (p->flags & (F_CHUNKED | F_SKIPBODY | F_CONTENT_LENGTH)) != F_CONTENT_LENGTH
+        || p->content_length < 2) {
+        return 0;
+    }
+    return p->content_length - 1;
+}
+
+void
+rp_msg_body_skipped(rp_msg_t *m, size_t n)
+{
+    m->parser.content_length -= n;
+    m->body_bytes += n;
 }
 
 /* RFC 9110 §7.6.1: the fixed hop-by-hop fields. */

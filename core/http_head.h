@@ -198,6 +198,13 @@ int rp_msg_status(const rp_msg_t *m);
  * without Content-Length or chunked framing). */
 int rp_msg_close_delimited(const rp_msg_t *m);
 
+/* How many of the next body bytes the caller may relay itself, unparsed: the
+ * rest of a Content-Length body but its last byte (which the parser must see
+ * to end the message); 0 outside such a body, or while the parser is paused.
+ * rp_msg_body_skipped() then says how many it took. */
+uint64_t rp_msg_body_skippable(const rp_msg_t *m);
+void rp_msg_body_skipped(rp_msg_t *m, size_t n);
+
 /* Hop-by-hop test (RFC 9110 §7.6.1): the fixed list plus any field named by
  * the message's Connection header. */
 int rp_msg_is_hop_by_hop(const rp_msg_t *m, const char *name, size_t nlen);

@@ -47,6 +47,8 @@ typedef struct rp_reader_s {
     unsigned               added : 1;  /* ev is pending                         */
     unsigned               bulk : 1;   /* the last read stopped at the limit with
                                           more to come: read straight in       */
+    unsigned               filled : 1; /* the last read filled the input: the
+                                          drain after it checks it still is    */
 } rp_reader_t;
 
 /* Sets r up for bev (its callbacks already set), detached: every call goes

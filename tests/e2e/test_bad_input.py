@@ -15,6 +15,8 @@ LIMITS = 'max_request_line = 1024, max_header_size = "4k", max_headers = 20'
 # (id, bytes, acceptable statuses)
 HEAD_CASES = [
     ("missing_host_http11", b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", (400,)),
+    # HTTP/0.9 sends its line alone and waits: answered at once, not after read_timeout
+    ("http09_request_line", b"GET /\r\n", (400,)),
     ("two_hosts", b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", (400,)),
     ("host_with_space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", (400,)),
     ("host_with_slash", b"GET / HTTP/1.1\r\nHost: a.test/x\r\n\r\n", (400,)),

@@ -1,0 +1,95 @@
+"""Content-Length bodies relayed without a copy (docs/DESIGN.md, "Bodies pass
+through"): the bytes of a large body move from one side's input to the other
+side's output as they are, and only the last byte goes through the parser. These
+tests check that the parser still finds the end of such a body, that what follows
+it on either connection is read as the next message, and that the access log counts
+the moved bytes."""
+
+import hashlib
+import json
+import os
+
+from httpclient import RawClient, req
+from proxy import basic_lua
+
+SIZE = 3 * 1024 * 1024 + 7                   # not a multiple of any read size
+BODY = os.urandom(SIZE)
+
+
+def _relay_handler(conn, q):
+    if q.path == "/big":
+        conn.respond(200, [("Content-Type", "application/octet-stream")],
+                     BODY, head_only=(q.method == "HEAD"))
+        return True
+    if q.path == "/big-stray":
+        # the body, then bytes past it in the same write: never the client's
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % SIZE + BODY + b"JUNK!")
+        return True
+    if q.path == "/upload":                  # the body was read whole before the call
+        conn.respond(200, [("Content-Type", "application/json")],
+                     json.dumps({"len": q.body_len, "sha": hashlib.sha256(q.body).hexdigest()}))
+        return True
+    return conn.echo(q)
+
+
+def _target(r):
+    assert r is not None and r.status == 200, r
+    return json.loads(r.body)["target"]
+
+
+def test_download_then_more_on_the_same_connections(backend, rproxy):
+    """Big bodies arrive whole and exact; the one backend connection and the one
+    client connection then carry the next responses, which parse as such."""
+    be = backend(handler=_relay_handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    for i in range(3):
+        c.send(req("GET", "/big"))
+        r = c.read_response(timeout=30)
+        assert r is not None and r.status == 200 and r.complete, r
+        assert len(r.body) == SIZE and r.body == BODY, "body %d bytes, differs" % len(r.body)
+        c.send(req("GET", "/after%d" % i))
+        assert _target(c.read_response()) == "/after%d" % i
+    c.send(req("HEAD", "/big"))
+    r = c.read_response("HEAD")
+    assert r is not None and r.status == 200 and r.body == b"", r
+    assert r.header("content-length") == str(SIZE)
+    c.send(req("GET", "/after-head"))
+    assert _target(c.read_response()) == "/after-head"
+    c.close()
+    assert be.connections == 1, "the backend connection was not reused"
+
+
+def test_bytes_past_a_big_body_are_not_forwarded(backend, rproxy):
+    be = backend(handler=_relay_handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/big-stray"))
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200 and r.body == BODY, r
+    c.send(req("GET", "/next"))
+    assert _target(c.read_response()) == "/next"
+    c.close()
+    assert be.connections >= 2, "the connection with stray bytes was used again"
+
+
+def test_upload_then_more_on_the_same_connection(backend, rproxy):
+    """A big upload reaches the backend whole and exact; a request pipelined
+    right behind it is the next request; the access log counts every byte."""
+    be = backend(handler=_relay_handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    c.send(req("POST", "/upload", body=BODY) + req("GET", "/behind"))
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200, r
+    assert json.loads(r.body) == {"len": SIZE, "sha": hashlib.sha256(BODY).hexdigest()}
+    assert _target(c.read_response()) == "/behind"
+    c.send(req("GET", "/big"))
+    r = c.read_response(timeout=30)
+    assert r is not None and r.body == BODY, r
+    c.close()
+    assert p.wait_access_lines(3)
+    log = {x["uri"]: x for x in p.access_json()}
+    assert log["/upload"]["bytes_in"] > SIZE, log["/upload"]
+    assert log["/big"]["bytes_out"] > SIZE, log["/big"]
+    assert log["/behind"]["bytes_in"] < 1000, log["/behind"]
