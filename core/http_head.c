@@ -1140,28 +1140,37 @@ rp_msg_close_delimited(const rp_msg_t *m)
            && llhttp_message_needs_eof(&m->parser);
 }
 
-/* In a Content-Length body llhttp counts the bytes still to come in
- * parser.content_length and, fed again, goes on from there: bytes it did
- * not see only lower the count. (Each llhttp_execute() starts its body span
- * at its first byte, so no span crosses the skipped bytes.) */
+/* In a Content-Length body, and in a chunk's data, llhttp counts the bytes
+ * still to come in parser.content_length and, fed again, goes on from there:
+ * bytes it did not see only lower the count. (Each llhttp_execute() starts
+ * its body span at its first byte, so no span crosses the skipped bytes.) In
+ * a chunked body the framing check counts the chunk's data too (ck_left):
+ * bytes are skipped only where both say "data of this chunk", and the
+ * chunk's last byte, then the CRLF and the next size line, go through both. */
 uint64_t
 rp_msg_body_skippable(const rp_msg_t *m)
 {
     const llhttp_t  *p = &m->parser;
 
     if (m->stage != RP_MSG_BODY || m->um_state != UM_OFF
-        || llhttp_get_errno(p) != HPE_OK
-        || (p->flags & (F_CHUNKED | F_SKIPBODY | F_CONTENT_LENGTH)) != F_CONTENT_LENGTH
+        || llhttp_get_errno(p) != HPE_OK || (p->flags & F_SKIPBODY)
         || p->content_length < 2) {
         return 0;
     }
-    return p->content_length - 1;
+    if (p->flags & F_CHUNKED) {
+        return m->ck_on && m->ck_state == CK_DATA && m->ck_left == p->content_length
+                   ? p->content_length - 1 : 0;
+    }
+    return (p->flags & F_CONTENT_LENGTH) ? p->content_length - 1 : 0;
 }
 
 void
 rp_msg_body_skipped(rp_msg_t *m, size_t n)
 {
     m->parser.content_length -= n;
+    if (m->parser.flags & F_CHUNKED) {
+        m->ck_left -= n;
+    }
     m->body_bytes += n;
 }
 

@@ -199,8 +199,9 @@ int rp_msg_status(const rp_msg_t *m);
 int rp_msg_close_delimited(const rp_msg_t *m);
 
 /* How many of the next body bytes the caller may relay itself, unparsed: the
- * rest of a Content-Length body but its last byte (which the parser must see
- * to end the message); 0 outside such a body, or while the parser is paused.
+ * rest of a Content-Length body, or of a chunk's data, but its last byte
+ * (which the parser must see to end the message or the chunk); 0 elsewhere,
+ * or while the parser is paused.
  * rp_msg_body_skipped() then says how many it took. */
 uint64_t rp_msg_body_skippable(const rp_msg_t *m);
 void rp_msg_body_skipped(rp_msg_t *m, size_t n);

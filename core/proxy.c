@@ -520,21 +520,25 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 /* Bodies pass through without a copy in rproxy. Each body byte was copied
  * from one side's input into the other side's output (evbuffer_add), then
  * into the kernel: that memmove was 30-39 % of the proxy's CPU in a 100 MiB
- * download (perf). The bytes of a Content-Length body that are in the
- * input's chains (large reads go there straight, sockread.h) now move to the
- * output as they are (evbuffer_remove_buffer moves whole chains; only a
- * partial last one is copied), and the parser only counts them; bytes still
- * in the worker's scratch buffer, chunked bodies and the body's last byte go
- * through the parser as before. Returns the bytes moved from r's input to
- * the output of to (fl its flush). */
+ * download (perf). The bytes of a Content-Length body, or of a chunk's data,
+ * that are in the input's chains (large reads go there straight, sockread.h)
+ * now move to the output as they are (evbuffer_remove_buffer moves whole
+ * chains; only a partial last one is copied), and the parser only counts
+ * them; bytes still in the worker's scratch buffer, framing, and the last
+ * byte of a body or chunk go through the parser as before. A body re-framed
+ * as chunked (chunked) gets the moved bytes as one chunk. Returns the body
+ * bytes moved from r's input to the output of to (fl its flush); *added is
+ * what the output grew by. */
 #define PROXY_MOVE_MIN 4096               /* fewer bytes are cheaper copied */
 
 static size_t
-proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent *to)
+proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent *to,
+                int chunked, size_t *added)
 {
     uint64_t          want = rp_msg_body_skippable(m);
     struct evbuffer  *in;
-    size_t            n;
+    char              line[20];
+    size_t            n, len = 0;
 
     if (want < PROXY_MOVE_MIN || r->pend_len > 0) {
         return 0;
@@ -547,9 +551,20 @@ proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent 
     if (n < PROXY_MOVE_MIN) {
         return 0;
     }
+    if (chunked) {
+        len = rp_fmt_hex(line, n);
+        line[len++] = '\r';
+        line[len++] = '\n';
+        rp_flush_add(fl, to, line, len);
+    }
     evbuffer_remove_buffer(in, rp_flush_output(fl, to), n);
+    if (chunked) {
+        rp_flush_add(fl, to, "\r\n", 2);
+        len += 2;
+    }
     rp_flush_queue(fl);
     rp_msg_body_skipped(m, n);
+    *added = n + len;
     return n;
 }
 
@@ -587,10 +602,12 @@ rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n)
 size_t
 rp_proxy_move_request_body(rp_http_conn_t *c)
 {
-    size_t  n;
+    size_t  n, added;
 
-    if (c->uc == NULL || (c->flags & RP_REQ_OUT_CHUNKED)
-        || (n = proxy_move_body(&c->req, &c->cl->reader, &c->uc->flush, c->uc->bev)) == 0) {
+    if (c->uc == NULL
+        || (n = proxy_move_body(&c->req, &c->cl->reader, &c->uc->flush, c->uc->bev,
+                                (c->flags & RP_REQ_OUT_CHUNKED) != 0, &added))
+               == 0) {
         return 0;
     }
     proxy_request_body_queued(c);
@@ -674,7 +691,7 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
 {
     rp_http_conn_t   *c = arg;
     rp_reader_t      *r = &uc->reader;
-    size_t            n, moved;
+    size_t            n, added;
     ssize_t           rc;
     const char       *p;
 
@@ -688,10 +705,11 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
      * before anything else runs, and the stray bytes after a response too */
     while (c->uc == uc && !(c->flags & (RP_RESP_BLOCKED | RP_RESP_DONE))
            && (p = rp_reader_peek(r, &n), n > 0)) {
-        if (r->pend_len == 0 && uc->resp.stage == RP_MSG_BODY
-            && !(c->flags & (RP_RESP_CHUNKED | RP_RESP_DISCARD))
-            && (moved = proxy_move_body(&uc->resp, r, &c->flush, c->bev)) > 0) {
-            c->bytes_out += moved;
+        if (r->pend_len == 0 && uc->resp.stage == RP_MSG_BODY && !(c->flags & RP_RESP_DISCARD)
+            && proxy_move_body(&uc->resp, r, &c->flush, c->bev,
+                               (c->flags & RP_RESP_CHUNKED) != 0, &added)
+                   > 0) {
+            c->bytes_out += added;
             proxy_response_body_queued(c, uc);
             continue;
         }

@@ -8,6 +8,7 @@ the moved bytes."""
 import hashlib
 import json
 import os
+import time
 
 from httpclient import RawClient, req
 from proxy import basic_lua
@@ -30,6 +31,28 @@ def _relay_handler(conn, q):
                      json.dumps({"len": q.body_len, "sha": hashlib.sha256(q.body).hexdigest()}))
         return True
     return conn.echo(q)
+
+
+# chunk sizes of the chunked cases: small and large, one past a 64 KiB read,
+# one with an extension
+CHUNKS = [100000, 5, 300000, 65537, 1, 1000000, 4096]
+CHUNKS.append(SIZE - sum(CHUNKS))
+
+
+def _chunked(data, ext=b";name=val"):
+    out, pos = [], 0
+    for i, n in enumerate(CHUNKS):
+        out.append(b"%x%s\r\n" % (n, ext if i == 2 else b"") + data[pos:pos + n] + b"\r\n")
+        pos += n
+    assert pos == len(data)
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+def _chunked_handler(conn, q):
+    if q.path == "/chunked":
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(BODY))
+        return q.version == "HTTP/1.1"
+    return _relay_handler(conn, q)
 
 
 def _target(r):
@@ -93,3 +116,58 @@ def test_upload_then_more_on_the_same_connection(backend, rproxy):
     assert log["/upload"]["bytes_in"] > SIZE, log["/upload"]
     assert log["/big"]["bytes_out"] > SIZE, log["/big"]
     assert log["/behind"]["bytes_in"] < 1000, log["/behind"]
+
+
+def test_chunked_download_then_more(backend, rproxy):
+    """A chunked body's data moves too: re-framed for an HTTP/1.1 client, plain
+    (close-delimited) for an HTTP/1.0 one; exact either way, and what follows on
+    the kept connections parses."""
+    be = backend(handler=_chunked_handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    for i in range(2):
+        c.send(req("GET", "/chunked"))
+        r = c.read_response(timeout=30)
+        assert r is not None and r.status == 200 and r.complete and r.chunked, r
+        assert len(r.body) == SIZE and r.body == BODY, "body %d bytes, differs" % len(r.body)
+        c.send(req("GET", "/after%d" % i))
+        assert _target(c.read_response()) == "/after%d" % i
+    c.close()
+    c = RawClient(p.port)
+    c.send(req("GET", "/chunked", version="HTTP/1.0"))
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200 and not r.chunked and r.body == BODY, r
+    c.close()
+
+
+def test_chunked_upload_then_more(backend, rproxy):
+    be = backend(handler=_relay_handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + _chunked(BODY) + req("GET", "/behind"))
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200, r
+    assert json.loads(r.body) == {"len": SIZE, "sha": hashlib.sha256(BODY).hexdigest()}
+    assert _target(c.read_response()) == "/behind"
+    c.close()
+
+
+def test_big_chunk_without_its_crlf_is_refused(backend, rproxy):
+    """The data of a large chunk moves unparsed, but not its last byte: the bytes
+    after it are still checked. A chunk whose data runs on past its size (no
+    CRLF there) ends the request with a 400, and nothing complete (nor the request
+    hidden behind it) reaches the backend."""
+    be = backend(handler=_relay_handler)
+    p = rproxy(basic_lua({"app1": be.address}))
+    c = RawClient(p.port)
+    c.send(b"POST /front HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"%x\r\n" % 200000 + BODY[:200000] + b"XX0\r\n\r\n"
+           + b"GET /smuggled HTTP/1.1\r\nHost: test.local\r\n\r\n")
+    r = c.read_response(timeout=10)
+    assert r is None or r.status == 400, r
+    assert c.wait_closed(5), "connection left open"
+    c.close()
+    time.sleep(0.3)
+    assert be.requests == [], "backend got a complete request: %r" % be.requests
+    assert all(h.path != "/smuggled" for h in be.heads)
