@@ -673,8 +673,9 @@ conn_wants_input(const rp_http_conn_t *c)
 
 /* The request is read whole and is the connection's last (Connection:
  * close, HTTP/1.0), with nothing after it: the client's socket leaves epoll
- * while the backend works. Reads would only see a pipelined request (which
- * would not be answered), a half-close (which changes nothing now) or a reset;
+ * while the backend works. A client that asked to close sends nothing more
+ * (RFC 9112 §9.6; conn_may_have_input() relies on it too), so reads would only
+ * see a half-close (which changes nothing now) or a reset;
  * what they cost is two epoll_ctl a request, one of them an EPOLL_CTL_DEL that
  * fails after the close. A socket read when accepted (TCP_DEFER_ACCEPT) was
  * never in epoll: libevent's changelist drops the pending ADD. Reads come back
