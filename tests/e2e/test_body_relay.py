@@ -60,19 +60,25 @@ def _target(r):
     return json.loads(r.body)["target"]
 
 
+def _big_then_next(c, path, rounds, chunked):
+    """GET path on c: BODY exactly (chunked to the client or not), then another
+    request on the same connection, answered as itself."""
+    for i in range(rounds):
+        c.send(req("GET", path))
+        r = c.read_response(timeout=30)
+        assert r is not None and r.status == 200 and r.complete and r.chunked == chunked, r
+        assert len(r.body) == SIZE and r.body == BODY, "body %d bytes, differs" % len(r.body)
+        c.send(req("GET", "/after%d" % i))
+        assert _target(c.read_response()) == "/after%d" % i
+
+
 def test_download_then_more_on_the_same_connections(backend, rproxy):
     """Big bodies arrive whole and exact; the one backend connection and the one
     client connection then carry the next responses, which parse as such."""
     be = backend(handler=_relay_handler)
     p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
     c = RawClient(p.port)
-    for i in range(3):
-        c.send(req("GET", "/big"))
-        r = c.read_response(timeout=30)
-        assert r is not None and r.status == 200 and r.complete, r
-        assert len(r.body) == SIZE and r.body == BODY, "body %d bytes, differs" % len(r.body)
-        c.send(req("GET", "/after%d" % i))
-        assert _target(c.read_response()) == "/after%d" % i
+    _big_then_next(c, "/big", 3, chunked=False)
     c.send(req("HEAD", "/big"))
     r = c.read_response("HEAD")
     assert r is not None and r.status == 200 and r.body == b"", r
@@ -125,13 +131,7 @@ def test_chunked_download_then_more(backend, rproxy):
     be = backend(handler=_chunked_handler)
     p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
     c = RawClient(p.port)
-    for i in range(2):
-        c.send(req("GET", "/chunked"))
-        r = c.read_response(timeout=30)
-        assert r is not None and r.status == 200 and r.complete and r.chunked, r
-        assert len(r.body) == SIZE and r.body == BODY, "body %d bytes, differs" % len(r.body)
-        c.send(req("GET", "/after%d" % i))
-        assert _target(c.read_response()) == "/after%d" % i
+    _big_then_next(c, "/chunked", 2, chunked=True)
     c.close()
     c = RawClient(p.port)
     c.send(req("GET", "/chunked", version="HTTP/1.0"))
