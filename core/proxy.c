@@ -312,16 +312,25 @@ rp_proxy_start(rp_http_conn_t *c)
     proxy_acquire(c);
 }
 
+/* The size line of an n-byte chunk in line (20 bytes); returns its length. */
+static size_t
+chunk_size_line(char *line, size_t n)
+{
+    size_t  len = rp_fmt_hex(line, n);
+
+    line[len++] = '\r';
+    line[len++] = '\n';
+    return len;
+}
+
 /* One chunk of a body we re-frame as chunked: size line, data, CRLF, to
  * bev's output (fl its flush). Returns the bytes added. */
 static size_t
 add_chunk(rp_flush_t *fl, struct bufferevent *bev, const char *p, size_t n)
 {
     char    line[20];
-    size_t  len = rp_fmt_hex(line, n);
+    size_t  len = chunk_size_line(line, n);
 
-    line[len++] = '\r';
-    line[len++] = '\n';
     rp_flush_add(fl, bev, line, len);
     rp_flush_add(fl, bev, p, n);
     rp_flush_add(fl, bev, "\r\n", 2);
@@ -552,9 +561,7 @@ proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent 
         return 0;
     }
     if (chunked) {
-        len = rp_fmt_hex(line, n);
-        line[len++] = '\r';
-        line[len++] = '\n';
+        len = chunk_size_line(line, n);
         rp_flush_add(fl, to, line, len);
     }
     evbuffer_remove_buffer(in, rp_flush_output(fl, to), n);
