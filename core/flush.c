@@ -21,7 +21,7 @@
  * write's result with errno. (libevent's evbuffer_iovec is struct iovec
  * wherever sys/uio.h exists, so the peeked vector goes as it is.) */
 static ssize_t
-flush_write(struct evbuffer *out, int fd)
+flush_write(struct evbuffer *out, int fd, int flags)
 {
     struct evbuffer_iovec  vec[FLUSH_IOV];
     ssize_t                n;
@@ -29,7 +29,7 @@ flush_write(struct evbuffer *out, int fd)
 
     nvec = evbuffer_peek(out, -1, NULL, vec, FLUSH_IOV);
     nvec = nvec < FLUSH_IOV ? nvec : FLUSH_IOV;
-    n = rp_sendv(fd, vec, nvec);
+    n = rp_sendv(fd, vec, nvec, flags);
     if (n > 0) {
         evbuffer_drain(out, (size_t) n);
     }
@@ -57,7 +57,7 @@ flush_spill(rp_flush_t *s, struct evbuffer *out, size_t sent)
 /* Sends what s staged. Returns 1 when all went, else 0 with the rest in
  * out (EAGAIN, or an error libevent meets again and reports). */
 static int
-flush_send_staged(rp_flush_t *s, struct evbuffer *out)
+flush_send_staged(rp_flush_t *s, struct evbuffer *out, int flags)
 {
     struct iovec  vec[RP_FLUSH_SEGS];
     size_t        total = 0;
@@ -69,7 +69,7 @@ flush_send_staged(rp_flush_t *s, struct evbuffer *out)
         vec[i].iov_len = s->seg_len[i];
         total += s->seg_len[i];
     }
-    n = rp_sendv(s->fd, vec, (int) s->nseg);
+    n = rp_sendv(s->fd, vec, (int) s->nseg, flags);
     if (n == (ssize_t) total) {
         s->nseg = 0;
         return 1;
@@ -116,7 +116,7 @@ flush_run_tls(rp_flush_t *s)
 }
 
 static void
-flush_run(rp_flush_t *s)
+flush_run(rp_flush_t *s, int flags)
 {
     struct bufferevent  *bev = s->bev;
     struct evbuffer     *out = bufferevent_get_output(bev);
@@ -130,7 +130,7 @@ flush_run(rp_flush_t *s)
         flush_spill(s, out, 0);            /* behind what libevent is writing */
         return;
     }
-    if (s->nseg > 0 && !flush_send_staged(s, out)) {
+    if (s->nseg > 0 && !flush_send_staged(s, out, flags)) {
         rp_flush_arm(s);
         return;
     }
@@ -138,7 +138,7 @@ flush_run(rp_flush_t *s)
      * its write callback drains it; this is that callback's work, done early */
     evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0) {
-        if (flush_write(out, s->fd) <= 0) {
+        if (flush_write(out, s->fd, flags) <= 0) {
             /* EAGAIN, or an error libevent will meet and report as an event */
             evbuffer_freeze(out, 1);
             rp_flush_arm(s);
@@ -163,7 +163,7 @@ flusher_run(rp_flusher_t *f)
     while ((s = TAILQ_FIRST(&f->queue)) != NULL) {
         TAILQ_REMOVE(&f->queue, s, link);
         s->queued = 0;
-        flush_run(s);                      /* may detach others: they leave the queue */
+        flush_run(s, 0);                   /* may detach others: they leave the queue */
     }
     f->stage_len = 0;                      /* only queued flushes stage */
 }
@@ -186,6 +186,17 @@ rp_flusher_release(rp_flusher_t *f)
     if (--f->holds == 0) {
         flusher_run(f);
     }
+}
+
+void
+rp_flush_now(rp_flush_t *s, int more)
+{
+    if (!s->queued) {
+        return;
+    }
+    TAILQ_REMOVE(&s->f->queue, s, link);
+    s->queued = 0;
+    flush_run(s, more ? MSG_MORE : 0);
 }
 
 void

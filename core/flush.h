@@ -96,6 +96,11 @@ void rp_flush_arm(rp_flush_t *s);
  * for a bufferevent that is not flushed it does nothing. */
 void rp_flush_queue(rp_flush_t *s);
 
+/* Writes what s queued now, out of the queue's turn; more: the caller has
+ * more bytes for it in hand and writes them before its callback ends
+ * (MSG_MORE: the kernel sends whole segments and holds the rest). */
+void rp_flush_now(rp_flush_t *s, int more);
+
 /* Adds n bytes at p to the output of bev (s its flush) and queues it:
  * staged when the output is empty and flushed without EV_WRITE, else
  * appended to the evbuffer. */

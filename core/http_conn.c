@@ -705,7 +705,7 @@ rp_http_conn_watch(rp_http_conn_t *c)
 /* Feeds what the client sent to the parser, in place (rp_reader_peek);
  * whatever runs after a feed finds the unused rest in the input. */
 static void
-conn_parse_loop(rp_http_conn_t *c)
+conn_feed(rp_http_conn_t *c)
 {
     rp_reader_t  *r = &c->cl->reader;
     size_t        n;
@@ -754,10 +754,20 @@ conn_parse_loop(rp_http_conn_t *c)
             break;
         }
     }
+}
+
+static void
+conn_parse_loop(rp_http_conn_t *c)
+{
+    int  reads = 0;
+
+    do {
+        conn_feed(c);
+    } while (rp_proxy_request_read_on(c, &reads));   /* a large body: more in hand */
     if (c->state == RP_CONN_PROXY && (c->flags & RP_REQ_DONE) && !c->unwatched) {
         conn_unwatch(c);
     }
-    rp_reader_drained(r);
+    rp_reader_drained(&c->cl->reader);
 }
 
 void

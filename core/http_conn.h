@@ -215,6 +215,9 @@ void rp_proxy_request_body(rp_http_conn_t *c, const char *p, size_t n);
 /* Moves request body bytes from the client's input to the backend's output
  * without copying them, when it can; returns how many (0: feed the parser). */
 size_t rp_proxy_move_request_body(rp_http_conn_t *c);
+/* After the parse loop took a large read of body whole: reads on at once
+ * (1 if bytes came; reads counts them, bounded a wakeup). */
+int rp_proxy_request_read_on(rp_http_conn_t *c, int *reads);
 void rp_proxy_request_done(rp_http_conn_t *c);
 void rp_proxy_client_drained(rp_http_conn_t *c);     /* client output drained      */
 void rp_proxy_detach(rp_http_conn_t *c, int reusable); /* give the backend conn back */

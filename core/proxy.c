@@ -539,6 +539,7 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
  * bytes moved from r's input to the output of to (fl its flush); *added is
  * what the output grew by. */
 #define PROXY_MOVE_MIN 4096               /* fewer bytes are cheaper copied */
+#define PROXY_READS_A_WAKEUP 4            /* reads of a large body a wakeup, either way */
 
 static size_t
 proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent *to,
@@ -693,21 +694,16 @@ proxy_response_done(rp_http_conn_t *c)
     rp_http_conn_finish(c);
 }
 
+/* What the backend sent goes to the client: the head and body bytes through
+ * the parser, large runs of body moved whole. */
 static void
-proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
+proxy_relay_response(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 {
-    rp_http_conn_t   *c = arg;
     rp_reader_t      *r = &uc->reader;
     size_t            n, added;
     ssize_t           rc;
     const char       *p;
 
-    rp_http_conn_ref(c);
-    if (!uc->got_bytes && rp_reader_buffered(r) > 0) {
-        uc->got_bytes = 1;
-        c->t_first = rp_now();
-        rp_upstream_rtt_sample(uc, c->t_first - uc->sent_at);
-    }
     /* parsed in place (rp_reader_peek); the unused rest is in the input
      * before anything else runs, and the stray bytes after a response too */
     while (c->uc == uc && !(c->flags & (RP_RESP_BLOCKED | RP_RESP_DONE))
@@ -738,6 +734,55 @@ proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
             break;
         }
     }
+}
+
+/* A large body goes on while its sender has more: reads on (up to
+ * PROXY_READS_A_WAKEUP reads a wakeup, 256 KiB from a backend) instead of a
+ * trip through epoll_wait per read, and what the last read queued for the
+ * other side is written with MSG_MORE once the next read's bytes are in
+ * hand, so the kernel sends whole segments. The read callback's end writes
+ * the rest without it: nothing is held past this wakeup. */
+static int
+proxy_body_read_on(const rp_msg_t *m, rp_reader_t *r, rp_flush_t *to, int *reads)
+{
+    if (m->stage != RP_MSG_BODY || ++*reads >= PROXY_READS_A_WAKEUP || !rp_reader_read_on(r)) {
+        return 0;
+    }
+    rp_flush_now(to, 1);
+    return 1;
+}
+
+static int
+proxy_response_read_on(rp_http_conn_t *c, rp_upstream_conn_t *uc, int *reads)
+{
+    return c->uc == uc && !(c->flags & (RP_RESP_BLOCKED | RP_RESP_DONE | RP_RESP_DISCARD))
+           && proxy_body_read_on(&uc->resp, &uc->reader, &c->flush, reads) && c->uc == uc;
+}
+
+int
+rp_proxy_request_read_on(rp_http_conn_t *c, int *reads)
+{
+    return c->uc != NULL && c->state == RP_CONN_PROXY
+           && !(c->flags & (RP_REQ_BLOCKED | RP_REQ_DONE | RP_RESP_DONE))
+           && proxy_body_read_on(&c->req, &c->cl->reader, &c->uc->flush, reads) && !c->closed;
+}
+
+static void
+proxy_on_up_read(rp_upstream_conn_t *uc, void *arg)
+{
+    rp_http_conn_t   *c = arg;
+    rp_reader_t      *r = &uc->reader;
+    int               reads = 0;
+
+    rp_http_conn_ref(c);
+    if (!uc->got_bytes && rp_reader_buffered(r) > 0) {
+        uc->got_bytes = 1;
+        c->t_first = rp_now();
+        rp_upstream_rtt_sample(uc, c->t_first - uc->sent_at);
+    }
+    do {
+        proxy_relay_response(c, uc);
+    } while (proxy_response_read_on(c, uc, &reads));
     if (c->uc == uc) {
         rp_reader_drained(r);              /* also when the loop did not run */
     }

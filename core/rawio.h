@@ -33,19 +33,19 @@ rp_readv(int fd, const struct iovec *iov, int n)
 /* Writes to a socket. sendto()/sendmsg() rather than writev(): writev()
  * goes through the VFS (vfs_writev, fdget_pos), 2-3 % of a keep-alive
  * request's kernel samples, which a socket call skips. One piece (a
- * request head) needs no iovec at all. */
+ * request head) needs no iovec at all. flags join MSG_NOSIGNAL (MSG_MORE). */
 static inline ssize_t
-rp_sendv(int fd, const struct iovec *iov, int n)
+rp_sendv(int fd, const struct iovec *iov, int n, int flags)
 {
     struct msghdr  msg = { 0 };
 
     if (n == 1) {
-        return (ssize_t) syscall(SYS_sendto, fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL,
-                                 NULL, 0);
+        return (ssize_t) syscall(SYS_sendto, fd, iov[0].iov_base, iov[0].iov_len,
+                                 MSG_NOSIGNAL | flags, NULL, 0);
     }
     msg.msg_iov = (struct iovec *) iov;
     msg.msg_iovlen = (size_t) n;
-    return (ssize_t) syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL);
+    return (ssize_t) syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL | flags);
 }
 
 static inline int

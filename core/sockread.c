@@ -296,6 +296,26 @@ reader_read_bulk(rp_reader_t *r, struct evbuffer *in, int fd)
     r->bulk = 1;                           /* stopped by the limit: more is coming */
 }
 
+int
+rp_reader_read_on(rp_reader_t *r)
+{
+    struct evbuffer  *in;
+
+    if (!r->bulk || !r->own || !r->added || r->pend_len > 0) {
+        return 0;
+    }
+    in = bufferevent_get_input(r->bev);
+    if (evbuffer_get_length(in) > 0) {
+        return 0;                          /* the owner left bytes: it waits */
+    }
+    reader_read_bulk(r, in, event_get_fd(&r->ev));
+    if (evbuffer_get_length(in) == 0) {
+        return 0;                          /* the next wakeup sees EOF or errors */
+    }
+    r->filled = reader_full(r);
+    return 1;
+}
+
 /* EOF, an error or the read timeout: reads stop, as a bufferevent's do,
  * and the owner hears of it. Nothing touches r after the callback. */
 static void

@@ -80,6 +80,12 @@ void rp_reader_bind(rp_reader_t *r, struct bufferevent *bev, bufferevent_data_cb
 /* Reads what fd has for the bound bufferevent (an attach_fd callback). */
 void rp_reader_ready(evutil_socket_t fd, short what, rp_reader_t *r);
 
+/* After the owner took every byte of a read that stopped at the limit:
+ * reads on at once, as the wakeup the kernel still has bytes for would;
+ * 1 if bytes came (the owner's callback is not called: the owner goes on
+ * with them). EOF and errors are left for the next wakeup. */
+int rp_reader_read_on(rp_reader_t *r);
+
 /* Before bev is freed. */
 void rp_reader_detach(rp_reader_t *r);
 

@@ -8,6 +8,7 @@ the moved bytes."""
 import hashlib
 import json
 import os
+import threading
 import time
 
 from httpclient import RawClient, req
@@ -171,3 +172,82 @@ def test_big_chunk_without_its_crlf_is_refused(backend, rproxy):
     time.sleep(0.3)
     assert be.requests == [], "backend got a complete request: %r" % be.requests
     assert all(h.path != "/smuggled" for h in be.heads)
+
+
+# A body that stops for a while after FIRST bytes: more than one 64 KiB read, so
+# that the proxy reads on without waiting for epoll and writes with MSG_MORE
+FIRST = 1024 * 1024 + 5
+
+
+def _head_and_first(sock_recv, nbytes, timeout):
+    """Reads until nbytes arrived (sock_recv: a RawClient); False if they did not."""
+    deadline = time.monotonic() + timeout
+    while len(sock_recv.buf) < nbytes and not sock_recv.eof:
+        try:
+            sock_recv._recv(deadline)
+        except OSError:
+            return False
+    return len(sock_recv.buf) >= nbytes
+
+
+def test_a_download_that_pauses_arrives_up_to_the_pause(backend, rproxy):
+    """The backend sends FIRST bytes of the body and then waits until the client
+    has every one of them: a proxy that kept any back (read but not relayed, or
+    written with MSG_MORE and never pushed) would leave both waiting."""
+    got_first = threading.Event()
+
+    def handler(conn, q):
+        if q.path != "/paused":
+            return conn.echo(q)
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % SIZE
+        conn.send(head + BODY[:FIRST])
+        if got_first.wait(20):
+            conn.send(BODY[FIRST:])
+        return True
+
+    be = backend(handler=handler)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    c.send(req("GET", "/paused"))
+    assert _head_and_first(c, 200, 10)
+    head_len = bytes(c.buf).index(b"\r\n\r\n") + 4
+    assert _head_and_first(c, head_len + FIRST, 10), \
+        "%d of the first %d body bytes arrived" % (len(c.buf) - head_len, FIRST)
+    assert bytes(c.buf[head_len:]) == BODY[:len(c.buf) - head_len]
+    got_first.set()
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200 and r.body == BODY, r
+    c.send(req("GET", "/after"))
+    assert _target(c.read_response()) == "/after"
+    c.close()
+
+
+def test_an_upload_that_pauses_arrives_up_to_the_pause(backend, rproxy):
+    """The same the other way: the client sends FIRST bytes of its body and waits
+    until the backend has read every one of them."""
+    got_first = threading.Event()
+
+    def handler(conn, q):
+        if q.method != "POST":
+            return conn.echo(q)
+        sha = hashlib.sha256()
+        for piece in conn.iter_body(q, keep=False):
+            sha.update(piece)
+            if q.body_len >= FIRST:
+                got_first.set()
+        conn.respond(200, [("Content-Type", "application/json")],
+                     json.dumps({"len": q.body_len, "sha": sha.hexdigest()}))
+        return True
+
+    be = backend(handler=handler, stream_body=True)
+    p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
+    c = RawClient(p.port)
+    c.send(b"POST /paused HTTP/1.1\r\nHost: test.local\r\nContent-Length: %d\r\n\r\n"
+           % SIZE + BODY[:FIRST])
+    assert got_first.wait(10), "the backend got %d of the first %d body bytes" \
+        % (getattr(be.heads[0], "body_len", 0) if be.heads else 0, FIRST)
+    c.send(BODY[FIRST:])
+    r = c.read_response(timeout=30)
+    assert r is not None and r.status == 200, r
+    assert json.loads(r.body) == {"len": SIZE, "sha": hashlib.sha256(BODY).hexdigest()}
+    c.close()
