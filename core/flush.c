@@ -244,6 +244,12 @@ flush_init(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev, evutil_socke
 }
 
 void
+rp_flush_uncap(struct bufferevent *bev)
+{
+    bufferevent_set_max_single_write(bev, EV_SSIZE_MAX);
+}
+
+void
 rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev)
 {
     if (f->ev == NULL) {

@@ -148,6 +148,7 @@ conn_get(rp_worker_t *w)
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     bufferevent_disable(c->bev, EV_WRITE);     /* the flusher writes (flush.h) */
+    rp_flush_uncap(c->bev);
     rp_reader_take_reads(c->bev);
     return c;
 }
@@ -218,6 +219,7 @@ conn_new_tls_bev(rp_http_conn_t *c, rp_worker_t *w, const rp_listen_conf_t *lc, 
         return RP_ERROR;
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    rp_flush_uncap(c->bev);
     rp_flush_attach_tls(&w->flusher, &c->flush, c->bev);
     /* a client that closes without close_notify is the common case */
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);

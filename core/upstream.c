@@ -244,6 +244,7 @@ uc_connect(rp_upstream_conn_t *uc)
         uc_down(uc, "cannot create a connection");
         return;
     }
+    rp_flush_uncap(uc->bev);
     uc->sock_conf = b->owner;              /* its SSL_CTX lives there */
     if (uc->sock_conf != NULL) {
         rp_config_ref(uc->sock_conf);
