@@ -737,11 +737,12 @@ proxy_relay_response(rp_http_conn_t *c, rp_upstream_conn_t *uc)
 }
 
 /* A large body goes on while its sender has more: reads on (up to
- * PROXY_READS_A_WAKEUP reads a wakeup, 256 KiB from a backend) instead of a
- * trip through epoll_wait per read, and what the last read queued for the
- * other side is written with MSG_MORE once the next read's bytes are in
- * hand, so the kernel sends whole segments. The read callback's end writes
- * the rest without it: nothing is held past this wakeup. */
+ * PROXY_READS_A_WAKEUP reads a wakeup: 256 KiB with 64 KiB read limits)
+ * instead of a trip through epoll_wait per read, and what the last read
+ * queued for the other side is written with MSG_MORE once the next read's
+ * bytes are in hand, so the kernel sends whole segments. The read
+ * callback's end writes the rest without it: nothing is held past this
+ * wakeup. */
 static int
 proxy_body_read_on(const rp_msg_t *m, rp_reader_t *r, rp_flush_t *to, int *reads)
 {
