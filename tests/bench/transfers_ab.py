@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""100 MiB downloads or uploads through several proxies in alternating rounds: MB/s and
+the proxy's CPU per MB, for comparing two rproxy binaries (or rproxy and a peer) on a
+noisy machine.
+
+Each round starts every proxy fresh on CPU 0 before the bench's bulk backend (CPU 1),
+and one keep-alive client (CPU 1, the bench's) repeats the transfer for --seconds. The
+rounds alternate the proxies (A B C, A B C, ...); the medians come last. --syscalls
+counts the proxy's system calls over 5 transfers with `perf stat` instead (syscall
+tracepoints: the pattern at full speed, which strace would change).
+
+usage: transfers_ab.py [--up] [--rounds N] [--seconds S] [--syscalls] PROXY...
+PROXY: rproxy[:BINARY], nginx or haproxy (BINARY defaults to build/rproxy)
+"""
+
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers    # noqa: E402
+from scenarios import _Http    # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SYSCALLS = ("readv", "recvfrom", "writev", "sendto", "sendmsg", "epoll_wait", "epoll_ctl")
+
+
+def transfer(c, backend, up):
+    """One 100 MiB transfer on the client c; the bytes moved."""
+    if up:
+        with open(backend.big, "rb") as f:
+            status, _, body = c.upload("/upload", f, servers.BIG_SIZE)
+        ok = status == 200 and body.strip() == b"%d" % servers.BIG_SIZE
+    else:
+        status, got, _ = c.download("/big")
+        ok = status == 200 and got == servers.BIG_SIZE
+    if not ok:
+        raise RuntimeError("transfer failed: status %d" % status)
+    return servers.BIG_SIZE
+
+
+def start(spec, tmp, backend):
+    kind, _, binary = spec.partition(":")
+    p = servers.Proxy(kind, tmp, backend.bulk_port, binary or str(REPO / "build" / "rproxy"))
+    c = _Http(p.port)
+    c.connect()
+    c.download("/small")
+    return p, c
+
+
+def one_round(spec, tmp, backend, args):
+    """(MB/s, proxy CPU us per MB, CPU 1 busy %) of one proxy for args.seconds."""
+    p, c = start(spec, tmp, backend)
+    try:
+        load0, cpu0, t0 = servers.cpu_ticks(servers.LOAD_CPU), servers.cpu_seconds(p.pid), \
+            time.monotonic()
+        moved = 0
+        while time.monotonic() - t0 < args.seconds:
+            moved += transfer(c, backend, args.up)
+        dt = time.monotonic() - t0
+        cpu = servers.cpu_seconds(p.pid) - cpu0
+        busy1 = servers.cpu_busy_pct(load0, servers.cpu_ticks(servers.LOAD_CPU))
+    finally:
+        c.close()
+        p.stop()
+    return moved / dt / 1e6, cpu * 1e6 / (moved / 1e6), busy1
+
+
+def syscalls(spec, tmp, backend, args):
+    """The proxy's system calls over 5 transfers, by name."""
+    p, c = start(spec, tmp, backend)
+    out = pathlib.Path(tmp) / "perf-stat.txt"
+    events = ",".join("syscalls:sys_enter_%s" % s for s in SYSCALLS)
+    try:
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(p.pid),
+                                 "-o", str(out)])
+        time.sleep(0.3)                        # perf attached
+        for _ in range(5):
+            transfer(c, backend, args.up)
+        perf.send_signal(2)
+        perf.wait(timeout=30)
+    finally:
+        c.close()
+        p.stop()
+    counts = {}
+    for line in out.read_text().splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[2].startswith("syscalls:sys_enter_"):
+            counts[f[2][len("syscalls:sys_enter_"):]] = f[0]
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("proxies", nargs="+", metavar="PROXY")
+    ap.add_argument("--up", action="store_true", help="uploads instead of downloads")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--syscalls", action="store_true",
+                    help="perf stat the system calls of 5 transfers instead")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {int(servers.LOAD_CPU)})
+    what = "upload" if args.up else "download"
+    with tempfile.TemporaryDirectory(prefix="rproxy-ab-") as tmp:
+        backend = servers.Backend(tmp)
+        try:
+            if args.syscalls:
+                for spec in args.proxies:
+                    counts = syscalls(spec, tmp, backend, args)
+                    print("%-40s %s" % (spec, "  ".join("%s %s" % (s, counts.get(s, "?"))
+                                                        for s in SYSCALLS)), flush=True)
+                return
+            runs = {spec: [] for spec in args.proxies}
+            for r in range(args.rounds):
+                for spec in args.proxies:
+                    mbps, us_mb, busy1 = one_round(spec, tmp, backend, args)
+                    runs[spec].append((mbps, us_mb))
+                    print("round %d  %-40s %s %7.1f MB/s  %6.0f us/MB  CPU 1 %3.0f %%"
+                          % (r + 1, spec, what, mbps, us_mb, busy1), flush=True)
+        finally:
+            backend.stop()
+    print("medians of %d rounds:" % args.rounds)
+    for spec, v in runs.items():
+        print("  %-40s %7.1f MB/s  %6.0f us/MB" % (spec, statistics.median(x[0] for x in v),
+                                                  statistics.median(x[1] for x in v)))
+
+
+if __name__ == "__main__":
+    main()
