@@ -74,8 +74,6 @@ void rp_flusher_hold(rp_flusher_t *f);
 void rp_flusher_release(rp_flusher_t *f);
 void rp_flusher_cleanup(rp_flusher_t *f);
 
-/* Makes bev (a connected plain socket) write through f; s lives as long as
- * bev, and rp_flush_detach() must run before either goes. */
 /* libevent writes at most 16 KiB each time its write event fires (its
  * MAX_SINGLE_WRITE_DEFAULT), so an output the kernel did not take at once
  * went out 16 KiB a loop pass, an epoll_wait each; a large download fell
@@ -83,6 +81,8 @@ void rp_flusher_cleanup(rp_flusher_t *f);
  * lifts the cap: the kernel takes what it can. */
 void rp_flush_uncap(struct bufferevent *bev);
 
+/* Makes bev (a connected plain socket) write through f; s lives as long as
+ * bev, and rp_flush_detach() must run before either goes. */
 void rp_flush_attach(rp_flusher_t *f, rp_flush_t *s, struct bufferevent *bev);
 void rp_flush_detach(rp_flush_t *s);
 

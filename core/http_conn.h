@@ -192,8 +192,9 @@ void rp_http_conn_body_timeout(rp_http_conn_t *c, int on);
  * moves only when it would fire too late. */
 void rp_http_conn_deadline(rp_http_conn_t *c, double seconds);
 
-/* The request waits for a backend connection: reads are on again if
- * conn_unwatch() had turned them off (an EOF then shows, as it should in WAIT). */
+/* Reads on again if conn_unwatch() had turned them off: the request goes
+ * back to waiting for a backend connection (an EOF then shows, as it should
+ * in WAIT), or the backend took CONN_WATCH_AFTER (a reset then shows). */
 void rp_http_conn_watch(rp_http_conn_t *c);
 
 /* The TLS facts of the connection (read once), or NULL on plain TCP. */

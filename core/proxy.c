@@ -539,7 +539,6 @@ proxy_attach(rp_http_conn_t *c, rp_upstream_conn_t *uc)
  * bytes moved from r's input to the output of to (fl its flush); *added is
  * what the output grew by. */
 #define PROXY_MOVE_MIN 4096               /* fewer bytes are cheaper copied */
-#define PROXY_READS_A_WAKEUP 4            /* reads of a large body a wakeup, either way */
 
 static size_t
 proxy_move_body(rp_msg_t *m, rp_reader_t *r, rp_flush_t *fl, struct bufferevent *to,
@@ -735,6 +734,8 @@ proxy_relay_response(rp_http_conn_t *c, rp_upstream_conn_t *uc)
         }
     }
 }
+
+#define PROXY_READS_A_WAKEUP 4            /* reads of a large body a wakeup, either way */
 
 /* A large body goes on while its sender has more: reads on (up to
  * PROXY_READS_A_WAKEUP reads a wakeup: 256 KiB with 64 KiB read limits)

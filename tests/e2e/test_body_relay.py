@@ -179,15 +179,15 @@ def test_big_chunk_without_its_crlf_is_refused(backend, rproxy):
 FIRST = 1024 * 1024 + 5
 
 
-def _head_and_first(sock_recv, nbytes, timeout):
-    """Reads until nbytes arrived (sock_recv: a RawClient); False if they did not."""
+def _received(c, nbytes, timeout):
+    """Reads on the RawClient c until nbytes are in c.buf; False if they do not come."""
     deadline = time.monotonic() + timeout
-    while len(sock_recv.buf) < nbytes and not sock_recv.eof:
+    while len(c.buf) < nbytes and not c.eof:
         try:
-            sock_recv._recv(deadline)
+            c._recv(deadline)
         except OSError:
             return False
-    return len(sock_recv.buf) >= nbytes
+    return len(c.buf) >= nbytes
 
 
 def test_a_download_that_pauses_arrives_up_to_the_pause(backend, rproxy):
@@ -209,9 +209,9 @@ def test_a_download_that_pauses_arrives_up_to_the_pause(backend, rproxy):
     p = rproxy(basic_lua({"app1": be.address}, backend="connections = 1"))
     c = RawClient(p.port)
     c.send(req("GET", "/paused"))
-    assert _head_and_first(c, 200, 10)
+    assert _received(c, 200, 10)
     head_len = bytes(c.buf).index(b"\r\n\r\n") + 4
-    assert _head_and_first(c, head_len + FIRST, 10), \
+    assert _received(c, head_len + FIRST, 10), \
         "%d of the first %d body bytes arrived" % (len(c.buf) - head_len, FIRST)
     assert bytes(c.buf[head_len:]) == BODY[:len(c.buf) - head_len]
     got_first.set()
