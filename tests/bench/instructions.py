@@ -11,6 +11,17 @@ wrk completed. Cases: small keep-alive GETs, the same with Connection: close,
 and the bench's Lua policy (nginx: LuaJIT; HAProxy: its Lua 5.4). Prints a table
 with the ratios to nginx; docs/BENCHMARKS.md quotes its figures.
 
+The TLS cases (only when named in --cases: tls12-full, tls12-resumed, tls13-full,
+tls13-resumed) count instructions per connection of the bench's TLS scenario (a
+handshake with the client certificate, one GET, the close): one `openssl s_time`
+for 3 s after a 2 s warm-up, and show where they go in OpenSSL: the RSA-2048
+signature (EVP_DigestSign), the X25519 key exchange (EVP_PKEY_keygen and _derive),
+signature checks (EVP_DigestVerify: the client's CertificateVerify and its
+certificate's chain), certificate decoding (d2i_X509, OpenSSL 3.0's decoders),
+sessions encoded and decoded (i2d_ / d2i_SSL_SESSION: tickets, shared caches), and
+the rest (the proxy, the record layer, the key schedule, the session cache). A resumed case
+includes the s_time process's first, full handshake (1 of a few hundred).
+
 usage: instructions.py [--rproxy PATH] [--targets rproxy,nginx,haproxy] [--cases ...]
 """
 
@@ -27,7 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import servers    # noqa: E402
-from scenarios import wrk    # noqa: E402
+from scenarios import s_time, wrk    # noqa: E402
 
 REPO = servers.HERE.parents[1]
 WARMUP_S = 2
@@ -40,6 +51,24 @@ CASES = {
     "close": ("small GET (1 KiB), Connection: close", "/small", ("Connection: close",), False),
     "lua": ("keep-alive with the Lua policy", "/api/v1/small", ("X-Tenant: acme",), True),
 }
+# TLS cases: (title, s_time mode, TLS version)
+TLS_CASES = {
+    "tls12-full": ("TLS 1.2 full handshake + GET", "-new", "1.2"),
+    "tls12-resumed": ("TLS 1.2 resumed handshake + GET", "-reuse", "1.2"),
+    "tls13-full": ("TLS 1.3 full handshake + GET", "-new", "1.3"),
+    "tls13-resumed": ("TLS 1.3 resumed handshake + GET", "-reuse", "1.3"),
+}
+TLS_WARMUP_S = 2
+TLS_MEASURE_S = 3
+# where a handshake's instructions go: (label, OpenSSL functions, inclusive), none
+# of them called inside another
+TLS_PARTS = (
+    ("RSA sign", ("EVP_DigestSign",)),
+    ("X25519", ("EVP_PKEY_keygen", "EVP_PKEY_derive")),
+    ("sig. checks", ("EVP_DigestVerify",)),
+    ("cert. decoding", ("d2i_X509",)),
+    ("sessions", ("i2d_SSL_SESSION", "d2i_SSL_SESSION")),
+)
 TARGETS = ("rproxy", "nginx", "haproxy")
 
 
@@ -52,11 +81,36 @@ def callgrind_total(path):
     return int(m.group(1))
 
 
+def inclusive(path, names):
+    """Inclusive instructions of the named functions in a callgrind dump."""
+    r = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                        str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       timeout=120)
+    found = dict.fromkeys(names, 0)
+    for line in r.stdout.decode(errors="replace").splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\S*:(\w+) ", line)
+        if m and m.group(2) in found:
+            found[m.group(2)] = max(found[m.group(2)], int(m.group(1).replace(",", "")))
+    return found
+
+
 def control(pid, flag):
     r = subprocess.run(["callgrind_control", flag, str(pid)], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=60)
     if r.returncode != 0:
         raise RuntimeError("callgrind_control %s %d: %s" % (flag, pid, r.stdout.decode()))
+
+
+def wait_dump(tmp, name, pid):
+    """The last callgrind dump of pid (name.PID.N), once it is written."""
+    dumps = sorted(pathlib.Path(tmp).glob("%s.%d.*" % (name, pid)))
+    deadline = time.monotonic() + 30
+    while not dumps and time.monotonic() < deadline:
+        time.sleep(0.2)
+        dumps = sorted(pathlib.Path(tmp).glob("%s.%d.*" % (name, pid)))
+    if not dumps:
+        raise RuntimeError("%s: no callgrind dump" % name)
+    return dumps[-1]
 
 
 def measure(kind, case, tmp, backend, rproxy_bin):
@@ -73,16 +127,48 @@ def measure(kind, case, tmp, backend, rproxy_bin):
         control(proxy.pid, "-d")
         if w["errors"]:
             raise RuntimeError("%s %s: %d failed requests" % (kind, case, w["errors"]))
-        dumps = sorted(pathlib.Path(tmp).glob("%s.%d.*" % (out.name, proxy.pid)))
-        deadline = time.monotonic() + 30
-        while not dumps and time.monotonic() < deadline:
-            time.sleep(0.2)
-            dumps = sorted(pathlib.Path(tmp).glob("%s.%d.*" % (out.name, proxy.pid)))
-        if not dumps:
-            raise RuntimeError("%s %s: no callgrind dump" % (kind, case))
-        return callgrind_total(dumps[-1]) / w["requests"], w["requests"]
+        dump = wait_dump(tmp, out.name, proxy.pid)
+        return callgrind_total(dump) / w["requests"], w["requests"]
     finally:
         proxy.stop()
+
+
+def measure_tls(kind, case, tmp, backend, rproxy_bin, pki):
+    """Instructions per TLS connection of one proxy, and their parts."""
+    _, mode, version = TLS_CASES[case]
+    out = pathlib.Path(tmp) / ("cg-%s-%s" % (kind, case))
+    wrap = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s.%%p" % out]
+    proxy = servers.Proxy(kind, tmp, backend.port, rproxy_bin, wrap=wrap, tls=pki,
+                          ready_timeout=60.0)
+    try:
+        s_time(proxy.tls_port, pki, mode, TLS_WARMUP_S, 1, version)
+        control(proxy.pid, "-z")
+        st = s_time(proxy.tls_port, pki, mode, TLS_MEASURE_S, 1, version)
+        control(proxy.pid, "-d")
+        n = st["handshakes"]
+        if st["errors"] or n == 0 or (mode == "-reuse" and st["resumed"] != n):
+            raise RuntimeError("%s %s: %s" % (kind, case, st["notes"] or "no resumption"))
+        dump = wait_dump(tmp, out.name, proxy.pid)
+        names = [f for _, fs in TLS_PARTS for f in fs]
+        found = inclusive(dump, names)
+        parts = [sum(found[f] for f in fs) / n for _, fs in TLS_PARTS]
+        return callgrind_total(dump) / n, n, parts
+    finally:
+        proxy.stop()
+
+
+def tls_table(cases, targets, results):
+    """The TLS cases' instructions per connection and their parts, one row each."""
+    print()
+    print("| case | proxy | instructions | " + " | ".join(p for p, _ in TLS_PARTS)
+          + " | the rest |")
+    print("|---|---|--:|" + "--:|" * (len(TLS_PARTS) + 1))
+    for case in cases:
+        for kind in targets:
+            total, parts = results[(case, kind)]
+            row = ["%.2fM" % (total / 1e6)] + ["%.2fM" % (x / 1e6) for x in parts]
+            row.append("%.2fM" % ((total - sum(parts)) / 1e6))
+            print("| %s | %s | %s |" % (TLS_CASES[case][0], kind, " | ".join(row)))
 
 
 def parse_args():
@@ -92,12 +178,12 @@ def parse_args():
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help="comma-separated subset of %s" % ",".join(TARGETS))
     ap.add_argument("--cases", default=",".join(CASES),
-                    help="comma-separated subset of %s" % ",".join(CASES))
+                    help="comma-separated subset of %s" % ",".join(list(CASES) + list(TLS_CASES)))
     args = ap.parse_args()
     args.targets = [t for t in args.targets.split(",") if t]
     args.cases = [c for c in args.cases.split(",") if c]
     bad = [t for t in args.targets if t not in TARGETS] + \
-          [c for c in args.cases if c not in CASES]
+          [c for c in args.cases if c not in CASES and c not in TLS_CASES]
     if bad:
         ap.error("unknown target(s) or case(s): %s" % ",".join(bad))
     args.rproxy = os.path.abspath(args.rproxy)
@@ -114,25 +200,42 @@ def main():
         sys.exit("bench-instr: nginx has no Lua module: run tools/install-deps --bench")
     os.sched_setaffinity(0, {int(servers.LOAD_CPU)})
     tmp = tempfile.mkdtemp(prefix="rproxy-instr-")
-    results = {}
+    results, tls_results = {}, {}
+    plain = [c for c in args.cases if c in CASES]
+    tls = [c for c in args.cases if c in TLS_CASES]
     try:
         backend = servers.Backend(tmp)
-        for case in args.cases:
+        for case in plain:
             for kind in args.targets:
                 per_req, n = measure(kind, case, tmp, backend, args.rproxy)
                 results[(case, kind)] = per_req
                 print("  %-9s %-8s %8.0f instructions per request (%d requests)"
                       % (case, kind, per_req, n), flush=True)
+        pki = servers.make_pki(tmp) if tls else None
+        for case in tls:
+            for kind in args.targets:
+                total, n, parts = measure_tls(kind, case, tmp, backend, args.rproxy, pki)
+                tls_results[(case, kind)] = (total, parts)
+                print("  %-13s %-8s %11.0f instructions per connection (%d connections)"
+                      % (case, kind, total, n), flush=True)
     finally:
         servers.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+    if tls:
+        tls_table(tls, args.targets, tls_results)
+    if plain:
+        plain_table(plain, args.targets, results)
+
+
+def plain_table(cases, targets, results):
+    """Instructions per request, one row per case, with the ratios to nginx."""
     print()
-    ratios = [t for t in args.targets if t != "nginx"] if "nginx" in args.targets else []
-    print("| case | " + " | ".join(args.targets)
+    ratios = [t for t in targets if t != "nginx"] if "nginx" in targets else []
+    print("| case | " + " | ".join(targets)
           + "".join(" | %s / nginx" % t for t in ratios) + " |")
-    print("|---|" + "--:|" * (len(args.targets) + len(ratios)))
-    for case in args.cases:
-        row = ["%.0f" % results[(case, t)] for t in args.targets]
+    print("|---|" + "--:|" * (len(targets) + len(ratios)))
+    for case in cases:
+        row = ["%.0f" % results[(case, t)] for t in targets]
         row += ["%.2f" % (results[(case, t)] / results[(case, "nginx")]) for t in ratios]
         print("| %s | %s |" % (CASES[case][0], " | ".join(row)))
 

@@ -115,6 +115,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_user_system(pid):
+    """(utime, stime) of the process (all its threads), in seconds: the CPU it spent
+    in its own code and in the kernel's (system calls, and on loopback the TCP
+    receive path of the peer it sends to)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def count_syscalls(pid, names, work, out):
+    """Runs work() while `perf stat` counts the system calls of pid (tracepoints:
+    the pattern at full speed, which strace would change); returns {name: count}
+    for names, "all" for every system call. out: the file perf writes."""
+    events = ["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_%s" % n for n in names]
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid),
+                             "-o", str(out)])
+    try:
+        time.sleep(0.3)                        # perf attached
+        work()
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=30)
+    counts = {}
+    for line in pathlib.Path(out).read_text().splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].isdigit():
+            name = f[2].split(":", 1)[1]
+            counts["all" if name == "sys_enter" else name[len("sys_enter_"):]] = int(f[0])
+    return counts
+
+
 def cpu_ticks(cpu):
     """(busy, idle) clock ticks of one CPU so far, from /proc/stat: busy is user, nice,
     system, irq, softirq and steal (time the CPU was not ours to give either)."""

@@ -17,7 +17,6 @@ import argparse
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,25 +73,13 @@ def one_round(spec, tmp, backend, args):
 def syscalls(spec, tmp, backend, args):
     """The proxy's system calls over 5 transfers, by name."""
     p, c = start(spec, tmp, backend)
-    out = pathlib.Path(tmp) / "perf-stat.txt"
-    events = ",".join("syscalls:sys_enter_%s" % s for s in SYSCALLS)
     try:
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(p.pid),
-                                 "-o", str(out)])
-        time.sleep(0.3)                        # perf attached
-        for _ in range(5):
-            transfer(c, backend, args.up)
-        perf.send_signal(2)
-        perf.wait(timeout=30)
+        return servers.count_syscalls(
+            p.pid, SYSCALLS, lambda: [transfer(c, backend, args.up) for _ in range(5)],
+            pathlib.Path(tmp) / "perf-stat.txt")
     finally:
         c.close()
         p.stop()
-    counts = {}
-    for line in out.read_text().splitlines():
-        f = line.split(",")
-        if len(f) > 2 and f[2].startswith("syscalls:sys_enter_"):
-            counts[f[2][len("syscalls:sys_enter_"):]] = f[0]
-    return counts
 
 
 def main():
