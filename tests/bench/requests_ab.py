@@ -17,18 +17,15 @@ usage: requests_ab.py [--case keepalive|close|lua] [--rounds N] [--seconds S]
 PROXY: rproxy[:BINARY], nginx or haproxy (BINARY defaults to build/rproxy)
 """
 
-import argparse
 import os
 import pathlib
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers    # noqa: E402
 from scenarios import wrk    # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 CONNS = 64
 # case: (path, wrk headers, proxies load the bench's Lua policy)
 CASES = {
@@ -42,10 +39,8 @@ SYSCALLS = ("recvfrom", "read", "readv", "sendto", "sendmsg", "write", "writev",
 
 def start(spec, tmp, backend, case):
     """The proxy of spec, started and warmed with 1 s of the case's load."""
-    kind, _, binary = spec.partition(":")
     path, headers, lua = CASES[case]
-    p = servers.Proxy(kind, tmp, backend.port, binary or str(REPO / "build" / "rproxy"),
-                      lua=lua)
+    p = servers.ab_proxy(spec, tmp, backend.port, lua=lua)
     wrk(p.port, path, 1, CONNS, headers=headers)
     return p
 
@@ -85,34 +80,15 @@ def syscalls(spec, tmp, backend, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("proxies", nargs="+", metavar="PROXY")
-    ap.add_argument("--case", choices=sorted(CASES), default="keepalive")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=4)
-    ap.add_argument("--syscalls", action="store_true",
-                    help="perf stat the system calls per request instead")
-    args = ap.parse_args()
-    os.sched_setaffinity(0, {int(servers.LOAD_CPU)})
-    with tempfile.TemporaryDirectory(prefix="rproxy-ab-") as tmp:
-        backend = servers.Backend(tmp)
-        try:
-            if args.syscalls:
-                for spec in args.proxies:
-                    per = syscalls(spec, tmp, backend, args)
-                    print("%-32s all %.2f  %s" % (spec, per.pop("all"), "  ".join(
-                        "%s %.3f" % (k, v) for k, v in per.items() if v >= 0.0005)),
-                        flush=True)
-                return
-            runs = {spec: [] for spec in args.proxies}
-            for r in range(args.rounds):
-                for spec in args.proxies:
-                    res = one_round(spec, tmp, backend, args)
-                    runs[spec].append(res)
-                    print("round %d  %-32s %8.0f req/s  user %5.1f + system %5.1f us/req"
-                          "  CPU 1 %3.0f %%" % ((r + 1, spec) + res), flush=True)
-        finally:
-            backend.stop()
+    args = servers.ab_args(__doc__, 4, "perf stat the system calls per request instead",
+                           [(("--case",), dict(choices=sorted(CASES), default="keepalive"))])
+    runs = servers.ab_rounds(
+        args, lambda spec, tmp, backend: one_round(spec, tmp, backend, args),
+        lambda r, spec, res: "round %d  %-32s %8.0f req/s  user %5.1f + system %5.1f us/req"
+        "  CPU 1 %3.0f %%" % ((r, spec) + res),
+        lambda spec, tmp, backend: syscalls_line(syscalls(spec, tmp, backend, args)))
+    if not runs:
+        return
     print("medians of %d rounds (%s):" % (args.rounds, args.case))
     for spec, v in runs.items():
         user, system = statistics.median(x[1] for x in v), statistics.median(x[2] for x in v)
@@ -120,6 +96,12 @@ def main():
         print("  %-32s %8.0f req/s  user %5.1f + system %5.1f = %5.1f us/req (system %2.0f %%)"
               % (spec, statistics.median(x[0] for x in v), user, system, total,
                  100 * system / (user + system)))
+
+
+def syscalls_line(per):
+    """All system calls per request, then each one made at least once in 2,000."""
+    return "all %.2f  %s" % (per.pop("all"), "  ".join(
+        "%s %.3f" % (k, v) for k, v in per.items() if v >= 0.0005))
 
 
 if __name__ == "__main__":

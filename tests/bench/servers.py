@@ -644,3 +644,52 @@ def tls_rounds(prefix, rounds, one_round):
         finally:
             backend.stop()
             stop_all()
+
+
+# ---- A/B tools (transfers_ab.py, requests_ab.py) ----------------------------
+
+def ab_args(doc, seconds, syscalls_help, extra=()):
+    """The options of an A/B tool: PROXY..., --rounds, --seconds, --syscalls, and
+    extra ((flags), {argparse keywords}) ones; its description is doc's first
+    paragraph."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("proxies", nargs="+", metavar="PROXY")
+    for flags, kw in extra:
+        ap.add_argument(*flags, **kw)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=seconds)
+    ap.add_argument("--syscalls", action="store_true", help=syscalls_help)
+    return ap.parse_args()
+
+
+def ab_proxy(spec, tmp, backend_port, **kw):
+    """The proxy of an A/B tool's PROXY argument, rproxy[:BINARY], nginx or haproxy
+    (BINARY defaults to build/rproxy), started."""
+    kind, _, binary = spec.partition(":")
+    return Proxy(kind, tmp, backend_port, binary or str(HERE.parents[1] / "build" / "rproxy"),
+                 **kw)
+
+
+def ab_rounds(args, one_round, line, syscalls):
+    """Runs an A/B tool in a temporary directory with the bench's backends, this
+    process on the load CPU: with --syscalls, prints syscalls(spec, tmp, backend)
+    once for each proxy; otherwise calls one_round(spec, tmp, backend) for each proxy
+    in turn, args.rounds times, printing line(round, spec, result) after each.
+    Returns {spec: [results]} ({} with --syscalls)."""
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    runs = {spec: [] for spec in args.proxies}
+    with tempfile.TemporaryDirectory(prefix="rproxy-ab-") as tmp:
+        backend = Backend(tmp)
+        try:
+            if args.syscalls:
+                for spec in args.proxies:
+                    print("%-32s %s" % (spec, syscalls(spec, tmp, backend)), flush=True)
+                return {}
+            for r in range(args.rounds):
+                for spec in args.proxies:
+                    res = one_round(spec, tmp, backend)
+                    runs[spec].append(res)
+                    print(line(r + 1, spec, res), flush=True)
+        finally:
+            backend.stop()
+    return runs

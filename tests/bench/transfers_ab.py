@@ -13,19 +13,16 @@ usage: transfers_ab.py [--up] [--rounds N] [--seconds S] [--syscalls] PROXY...
 PROXY: rproxy[:BINARY], nginx or haproxy (BINARY defaults to build/rproxy)
 """
 
-import argparse
 import os
 import pathlib
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers    # noqa: E402
 from scenarios import _Http    # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 SYSCALLS = ("readv", "recvfrom", "writev", "sendto", "sendmsg", "epoll_wait", "epoll_ctl")
 
 
@@ -44,8 +41,7 @@ def transfer(c, backend, up):
 
 
 def start(spec, tmp, backend):
-    kind, _, binary = spec.partition(":")
-    p = servers.Proxy(kind, tmp, backend.bulk_port, binary or str(REPO / "build" / "rproxy"))
+    p = servers.ab_proxy(spec, tmp, backend.bulk_port)
     c = _Http(p.port)
     c.connect()
     c.download("/small")
@@ -83,34 +79,18 @@ def syscalls(spec, tmp, backend, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("proxies", nargs="+", metavar="PROXY")
-    ap.add_argument("--up", action="store_true", help="uploads instead of downloads")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--syscalls", action="store_true",
-                    help="perf stat the system calls of 5 transfers instead")
-    args = ap.parse_args()
-    os.sched_setaffinity(0, {int(servers.LOAD_CPU)})
+    args = servers.ab_args(__doc__, 3.0, "perf stat the system calls of 5 transfers instead",
+                           [(("--up",), dict(action="store_true",
+                                             help="uploads instead of downloads"))])
     what = "upload" if args.up else "download"
-    with tempfile.TemporaryDirectory(prefix="rproxy-ab-") as tmp:
-        backend = servers.Backend(tmp)
-        try:
-            if args.syscalls:
-                for spec in args.proxies:
-                    counts = syscalls(spec, tmp, backend, args)
-                    print("%-40s %s" % (spec, "  ".join("%s %s" % (s, counts.get(s, "?"))
-                                                        for s in SYSCALLS)), flush=True)
-                return
-            runs = {spec: [] for spec in args.proxies}
-            for r in range(args.rounds):
-                for spec in args.proxies:
-                    mbps, us_mb, busy1 = one_round(spec, tmp, backend, args)
-                    runs[spec].append((mbps, us_mb))
-                    print("round %d  %-40s %s %7.1f MB/s  %6.0f us/MB  CPU 1 %3.0f %%"
-                          % (r + 1, spec, what, mbps, us_mb, busy1), flush=True)
-        finally:
-            backend.stop()
+    runs = servers.ab_rounds(
+        args, lambda spec, tmp, backend: one_round(spec, tmp, backend, args),
+        lambda r, spec, res: "round %d  %-40s %s %7.1f MB/s  %6.0f us/MB  CPU 1 %3.0f %%"
+        % ((r, spec, what) + res),
+        lambda spec, tmp, backend: "  ".join(
+            "%s %s" % (k, v) for k, v in syscalls(spec, tmp, backend, args).items()))
+    if not runs:
+        return
     print("medians of %d rounds:" % args.rounds)
     for spec, v in runs.items():
         print("  %-40s %7.1f MB/s  %6.0f us/MB" % (spec, statistics.median(x[0] for x in v),
