@@ -19,8 +19,9 @@ signature (EVP_DigestSign), the X25519 key exchange (EVP_PKEY_keygen and _derive
 signature checks (EVP_DigestVerify: the client's CertificateVerify and its
 certificate's chain), certificate decoding (d2i_X509, OpenSSL 3.0's decoders),
 sessions encoded and decoded (i2d_ / d2i_SSL_SESSION: tickets, shared caches), and
-the rest (the proxy, the record layer, the key schedule, the session cache). A resumed case
-includes the s_time process's first, full handshake (1 of a few hundred).
+the rest (the proxy, the record layer, the key schedule, the session cache). A
+resumed case includes the s_time process's first, full handshake (1 connection of
+the 50-300 that 3 s under callgrind give).
 
 usage: instructions.py [--rproxy PATH] [--targets rproxy,nginx,haproxy] [--cases ...]
 """
@@ -60,8 +61,8 @@ TLS_CASES = {
 }
 TLS_WARMUP_S = 2
 TLS_MEASURE_S = 3
-# where a handshake's instructions go: (label, OpenSSL functions, inclusive), none
-# of them called inside another
+# where a handshake's instructions go: (label, the OpenSSL functions whose inclusive
+# instructions it counts); none of the functions runs inside another
 TLS_PARTS = (
     ("RSA sign", ("EVP_DigestSign",)),
     ("X25519", ("EVP_PKEY_keygen", "EVP_PKEY_derive")),
