@@ -114,48 +114,49 @@ def wait_dump(tmp, name, pid):
     return dumps[-1]
 
 
+def under_callgrind(kind, case, tmp, backend, rproxy_bin, load, warmup_s, measure_s, **kw):
+    """Starts kind under callgrind (kw: more of servers.Proxy's arguments), runs
+    load(proxy, warmup_s), zeroes the counters, runs load(proxy, measure_s) and
+    dumps them. Returns what the measured load returned and the dump's path."""
+    out = pathlib.Path(tmp) / ("cg-%s-%s" % (kind, case))
+    wrap = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s.%%p" % out]
+    proxy = servers.Proxy(kind, tmp, backend.port, rproxy_bin, wrap=wrap, ready_timeout=60.0,
+                          **kw)
+    try:
+        load(proxy, warmup_s)
+        control(proxy.pid, "-z")
+        res = load(proxy, measure_s)
+        control(proxy.pid, "-d")
+        return res, wait_dump(tmp, out.name, proxy.pid)
+    finally:
+        proxy.stop()
+
+
 def measure(kind, case, tmp, backend, rproxy_bin):
     """Instructions per request of one proxy in one case."""
     _, path, headers, lua = CASES[case]
-    out = pathlib.Path(tmp) / ("cg-%s-%s" % (kind, case))
-    wrap = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s.%%p" % out]
-    proxy = servers.Proxy(kind, tmp, backend.port, rproxy_bin, lua=lua, wrap=wrap,
-                          ready_timeout=60.0)
-    try:
-        wrk(proxy.port, path, WARMUP_S, CONNS, headers=headers)
-        control(proxy.pid, "-z")
-        w = wrk(proxy.port, path, MEASURE_S, CONNS, headers=headers)
-        control(proxy.pid, "-d")
-        if w["errors"]:
-            raise RuntimeError("%s %s: %d failed requests" % (kind, case, w["errors"]))
-        dump = wait_dump(tmp, out.name, proxy.pid)
-        return callgrind_total(dump) / w["requests"], w["requests"]
-    finally:
-        proxy.stop()
+    w, dump = under_callgrind(
+        kind, case, tmp, backend, rproxy_bin,
+        lambda proxy, s: wrk(proxy.port, path, s, CONNS, headers=headers),
+        WARMUP_S, MEASURE_S, lua=lua)
+    if w["errors"]:
+        raise RuntimeError("%s %s: %d failed requests" % (kind, case, w["errors"]))
+    return callgrind_total(dump) / w["requests"], w["requests"]
 
 
 def measure_tls(kind, case, tmp, backend, rproxy_bin, pki):
     """Instructions per TLS connection of one proxy, and their parts."""
     _, mode, version = TLS_CASES[case]
-    out = pathlib.Path(tmp) / ("cg-%s-%s" % (kind, case))
-    wrap = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s.%%p" % out]
-    proxy = servers.Proxy(kind, tmp, backend.port, rproxy_bin, wrap=wrap, tls=pki,
-                          ready_timeout=60.0)
-    try:
-        s_time(proxy.tls_port, pki, mode, TLS_WARMUP_S, 1, version)
-        control(proxy.pid, "-z")
-        st = s_time(proxy.tls_port, pki, mode, TLS_MEASURE_S, 1, version)
-        control(proxy.pid, "-d")
-        n = st["handshakes"]
-        if st["errors"] or n == 0 or (mode == "-reuse" and st["resumed"] != n):
-            raise RuntimeError("%s %s: %s" % (kind, case, st["notes"] or "no resumption"))
-        dump = wait_dump(tmp, out.name, proxy.pid)
-        names = [f for _, fs in TLS_PARTS for f in fs]
-        found = inclusive(dump, names)
-        parts = [sum(found[f] for f in fs) / n for _, fs in TLS_PARTS]
-        return callgrind_total(dump) / n, n, parts
-    finally:
-        proxy.stop()
+    st, dump = under_callgrind(
+        kind, case, tmp, backend, rproxy_bin,
+        lambda proxy, s: s_time(proxy.tls_port, pki, mode, s, 1, version),
+        TLS_WARMUP_S, TLS_MEASURE_S, tls=pki)
+    n = st["handshakes"]
+    if st["errors"] or n == 0 or (mode == "-reuse" and st["resumed"] != n):
+        raise RuntimeError("%s %s: %s" % (kind, case, st["notes"] or "no resumption"))
+    found = inclusive(dump, [f for _, fs in TLS_PARTS for f in fs])
+    parts = [sum(found[f] for f in fs) / n for _, fs in TLS_PARTS]
+    return callgrind_total(dump) / n, n, parts
 
 
 def tls_table(cases, targets, results):
